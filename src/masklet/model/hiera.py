@@ -161,7 +161,7 @@ class Hiera(nn.Module):
         self.cfg = cfg
         self.stage_ends = cfg.stage_ends
         channels, heads = cfg.stage_channels, _stage_heads(cfg)
-        for c, n in zip(channels, heads):
+        for c, n in zip(channels, heads, strict=True):
             if c % n:
                 raise ConfigError(f"HieraConfig: a stage of {c} channels cannot split into {n} heads")
 
