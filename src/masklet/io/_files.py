@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,25 +13,29 @@ from typing import Any
 
 from masklet.errors import FormatError
 
-__all__ = ["atomic_directory", "read_json", "write_bytes_atomic", "write_json_atomic"]
+__all__ = ["atomic_directory", "list_numbered", "read_json", "write_bytes_atomic", "write_json_atomic"]
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> Path:
     """Write `data` to a temporary file beside `path`, then rename it over `path`.
 
-    A crash leaves either the old file or the new one, never a half-written one.
+    A crash leaves either the old file or the new one, never a half-written one; `durable`
+    also flushes the data to disk before the rename (skip it for many small files written
+    inside an `atomic_directory`). The file gets the usual permissions (0o666 less umask).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -70,7 +74,8 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp.mkdir()  # mode 0o777 less umask, unlike mkdtemp's 0o700
     try:
         yield tmp
     except BaseException:
@@ -78,8 +83,37 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
         raise
     old = None
     if path.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-        os.replace(path, old / path.name)
+        old = path.parent / f".{path.name}.{uuid.uuid4().hex}.old"
+        os.replace(path, old)
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def list_numbered(
+    folder: str | os.PathLike[str], *, suffix: str = ".png", dirs: bool = False
+) -> list[tuple[int, Path]]:
+    """(number, path) for each `NNNNN{suffix}` file (or numbered sub-folder) in `folder`, sorted.
+
+    Hidden entries and files with other suffixes are skipped; a matching entry whose
+    name is not a number raises FormatError.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FormatError(f"{folder}: not a folder")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") or entry.is_dir() != dirs:
+            continue
+        if not dirs and entry.suffix.lower() != suffix:
+            continue
+        stem = entry.name if dirs else entry.stem
+        if not stem.isdigit():
+            kind = "folder" if dirs else "file"
+            raise FormatError(f"{entry}: a {kind} name must be a number (like 00000{'' if dirs else suffix})")
+        found.append((int(stem), entry))
+    found.sort()
+    for (a, pa), (b, pb) in zip(found, found[1:], strict=False):
+        if a == b:
+            raise FormatError(f"{folder}: {pa.name} and {pb.name} have the same number {a}")
+    return found

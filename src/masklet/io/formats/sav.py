@@ -29,6 +29,7 @@ import numpy as np
 
 from masklet.errors import FormatError
 from masklet.io._files import read_json, write_json_atomic
+from masklet.io.formats._check import typed
 from masklet.io.masks import RleLike, RleMask, rle_area, validate_rle
 
 __all__ = [
@@ -66,11 +67,15 @@ _MASKLET_FIELDS = (  # per-masklet lists: (JSON key, SavMasklet attribute, accep
     ("masklet_edited_frame_count", "edited_frame_count", (int,)),
     ("masklet_type", "masklet_type", (str,)),
 )
-_KNOWN_KEYS = {k for k, _ in _VIDEO_FIELDS} | {k for k, _, _ in _MASKLET_FIELDS} | {
-    "masklet",
-    "masklet_stability_score",
-    "masklet_num",
-}
+_KNOWN_KEYS = (
+    {k for k, _ in _VIDEO_FIELDS}
+    | {k for k, _, _ in _MASKLET_FIELDS}
+    | {
+        "masklet",
+        "masklet_stability_score",
+        "masklet_num",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +94,9 @@ def masklet_stats(areas: Sequence[int], *, resolution: int) -> MaskletStats:
     """Derive the SA-V size/visibility fields from per-annotated-frame areas (pixels)."""
     visible = np.asarray(areas) > 0  # (T,)
     if not visible.any():
-        raise ValueError("the masklet is empty on every annotated frame; SA-V masklets are visible at least once")
+        raise ValueError(
+            "the masklet is empty on every annotated frame; SA-V masklets are visible at least once"
+        )
     size_abs = float(np.asarray(areas, dtype=np.float64)[visible].mean())
     first = int(np.argmax(visible))
     after = visible[first:]
@@ -161,12 +168,14 @@ class SavVideoAnnotation:
     def to_eval_masks(self) -> dict[int, dict[int, RleMask]]:
         """{masklet_id: {video frame: RLE}}, the shape the SA-V evaluation layout writer takes."""
         frames = self.annotated_frames
-        return {m.masklet_id: dict(zip(frames, m.rles)) for m in self.masklets}
+        return {m.masklet_id: dict(zip(frames, m.rles, strict=True)) for m in self.masklets}
 
     def to_json_dict(self) -> dict[str, Any]:
         """The release's JSON object (key order included)."""
         out: dict[str, Any] = {key: getattr(self, key) for key, _ in _VIDEO_FIELDS}
-        out["masklet"] = [[m.rles[t].to_dict() for m in self.masklets] for t in range(self.num_annotated_frames)]
+        out["masklet"] = [
+            [m.rles[t].to_dict() for m in self.masklets] for t in range(self.num_annotated_frames)
+        ]
         for key, attr, _ in _MASKLET_FIELDS:
             out[key] = [getattr(m, attr) for m in self.masklets]
         if any(m.stability_score is not None for m in self.masklets):
@@ -222,7 +231,9 @@ class SavVideoAnnotation:
         _check_frames_fit(n_frames, video_frame_count, f"SA-V video {video_id}")
         built = []
         for n, frames in enumerate(masklets):
-            rles = tuple(_to_rle(m, (height, width), f"masklet {ids[n]} frame {t}") for t, m in enumerate(frames))
+            rles = tuple(
+                _to_rle(m, (height, width), f"masklet {ids[n]} frame {t}") for t, m in enumerate(frames)
+            )
             stats = masklet_stats([rle_area(r) for r in rles], resolution=height * width)
             score = None
             if stability_scores is not None:
@@ -231,18 +242,31 @@ class SavVideoAnnotation:
                     raise ValueError(f"masklet {ids[n]}: {len(score)} stability scores for {n_frames} frames")
             built.append(
                 SavMasklet(
-                    masklet_id=ids[n], rles=rles, size_rel=stats.size_rel, size_abs=stats.size_abs,
-                    size_bucket=stats.size_bucket, visibility_changes=stats.visibility_changes,
-                    first_appeared_frame=stats.first_appeared_frame, frame_count=stats.frame_count,
-                    edited_frame_count=edited[n], masklet_type=masklet_type, stability_score=score,
+                    masklet_id=ids[n],
+                    rles=rles,
+                    size_rel=stats.size_rel,
+                    size_abs=stats.size_abs,
+                    size_bucket=stats.size_bucket,
+                    visibility_changes=stats.visibility_changes,
+                    first_appeared_frame=stats.first_appeared_frame,
+                    frame_count=stats.frame_count,
+                    edited_frame_count=edited[n],
+                    masklet_type=masklet_type,
+                    stability_score=score,
                 )
-            )  # fmt: skip
+            )
         return cls(
-            video_id=video_id, video_duration=float(video_frame_count) / fps,
-            video_frame_count=float(video_frame_count), video_height=float(height), video_width=float(width),
-            video_resolution=float(height * width), video_environment=environment, video_split=split,
-            num_annotated_frames=n_frames, masklets=tuple(built),
-        )  # fmt: skip
+            video_id=video_id,
+            video_duration=float(video_frame_count) / fps,
+            video_frame_count=float(video_frame_count),
+            video_height=float(height),
+            video_width=float(width),
+            video_resolution=float(height * width),
+            video_environment=environment,
+            video_split=split,
+            num_annotated_frames=n_frames,
+            masklets=tuple(built),
+        )
 
 
 def _to_rle(mask: np.ndarray | RleLike, size: tuple[int, int], where: str) -> RleMask:
@@ -262,37 +286,31 @@ def _check_frames_fit(n_frames: int, video_frame_count: float, where: str) -> No
         )
 
 
-def _typed(value: Any, kinds: tuple[type, ...], where: str) -> Any:
-    """`value` if it is one of `kinds` (bool never counts as a number), else a FormatError."""
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        expected = "a number" if float in kinds else " or ".join(k.__name__ for k in kinds)
-        raise FormatError(f"{where}: expected {expected}, got {type(value).__name__} {value!r:.60}")
-    return value
-
-
 def _parse(obj: Any, source: str) -> SavVideoAnnotation:
     if not isinstance(obj, dict):
         raise FormatError(f"{source}: an SA-V file holds a JSON object, got {type(obj).__name__}")
     missing = [k for k in _KNOWN_KEYS if k not in obj]
     if missing:
-        raise FormatError(f"{source}: missing field(s) {', '.join(sorted(missing))}; is this an SA-V annotation file?")
-    video = {key: _typed(obj[key], kinds, f"{source}: {key}") for key, kinds in _VIDEO_FIELDS}
-    n_obj = _typed(obj["masklet_num"], (int,), f"{source}: masklet_num")
+        raise FormatError(
+            f"{source}: missing field(s) {', '.join(sorted(missing))}; is this an SA-V annotation file?"
+        )
+    video = {key: typed(obj[key], kinds, f"{source}: {key}") for key, kinds in _VIDEO_FIELDS}
+    n_obj = typed(obj["masklet_num"], (int,), f"{source}: masklet_num")
     columns = {}
     for key, attr, kinds in _MASKLET_FIELDS:
-        values = _typed(obj[key], (list,), f"{source}: {key}")
+        values = typed(obj[key], (list,), f"{source}: {key}")
         if len(values) != n_obj:
             raise FormatError(f"{source}: {key} has {len(values)} entries but masklet_num is {n_obj}")
-        columns[attr] = [_typed(v, kinds, f"{source}: {key}[{i}]") for i, v in enumerate(values)]
+        columns[attr] = [typed(v, kinds, f"{source}: {key}[{i}]") for i, v in enumerate(values)]
     for key in ("video_height", "video_width"):
         if video[key] != int(video[key]) or video[key] < 0:
             raise FormatError(f"{source}: {key} must be a whole number of pixels, got {video[key]!r}")
     size = (int(video["video_height"]), int(video["video_width"]))
-    rows = _typed(obj["masklet"], (list,), f"{source}: masklet")
+    rows = typed(obj["masklet"], (list,), f"{source}: masklet")
     _check_frames_fit(len(rows), video["video_frame_count"], f"{source}: masklet")
     rles: list[list[RleMask]] = [[] for _ in range(n_obj)]
     for t, row in enumerate(rows):
-        row = _typed(row, (list,), f"{source}: masklet[{t}]")
+        row = typed(row, (list,), f"{source}: masklet[{t}]")
         if len(row) != n_obj:
             raise FormatError(f"{source}: masklet[{t}] has {len(row)} RLEs but masklet_num is {n_obj}")
         for n, rle in enumerate(row):
@@ -310,9 +328,11 @@ def _parse(obj: Any, source: str) -> SavVideoAnnotation:
     )
 
 
-def _parse_stability(value: Any, n_obj: int, n_frames: int, source: str) -> list[tuple[float | None, ...] | None]:
+def _parse_stability(
+    value: Any, n_obj: int, n_frames: int, source: str
+) -> list[tuple[float | None, ...] | None]:
     where = f"{source}: masklet_stability_score"
-    value = _typed(value, (list,), where)
+    value = typed(value, (list,), where)
     if all(v is None for v in value) and len(value) == n_obj:
         return [None] * n_obj  # manual files: one null per masklet
     if len(value) != n_frames:
@@ -321,11 +341,11 @@ def _parse_stability(value: Any, n_obj: int, n_frames: int, source: str) -> list
         )
     per_obj: list[list[float | None]] = [[] for _ in range(n_obj)]
     for t, row in enumerate(value):
-        row = _typed(row, (list,), f"{where}[{t}]")
+        row = typed(row, (list,), f"{where}[{t}]")
         if len(row) != n_obj:
             raise FormatError(f"{where}[{t}] has {len(row)} scores but masklet_num is {n_obj}")
         for n, s in enumerate(row):
-            per_obj[n].append(None if s is None else _typed(s, (int, float), f"{where}[{t}][{n}]"))
+            per_obj[n].append(None if s is None else typed(s, (int, float), f"{where}[{t}][{n}]"))
     return [tuple(p) for p in per_obj]
 
 
