@@ -22,7 +22,11 @@ def cut(src: Path, dst: Path, *, seconds: float, scale: float, crf: int, keyfram
         stream = target.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = keyframe_interval
-        stream.options = {"crf": str(crf), "preset": "slow", "x264-params": f"keyint={keyframe_interval}:scenecut=0"}
+        stream.options = {
+            "crf": str(crf),
+            "preset": "slow",
+            "x264-params": f"keyint={keyframe_interval}:scenecut=0",
+        }
         count = 0
         for frame in source.decode(video):
             if count >= round(seconds * rate):
@@ -45,7 +49,11 @@ def main() -> None:
     parser.add_argument("--keyframe-interval", type=int, default=10)
     args = parser.parse_args()
     count = cut(
-        args.src, args.dst, seconds=args.seconds, scale=args.scale, crf=args.crf,
+        args.src,
+        args.dst,
+        seconds=args.seconds,
+        scale=args.scale,
+        crf=args.crf,
         keyframe_interval=args.keyframe_interval,
     )
     print(f"{args.dst}: {count} frames, {args.dst.stat().st_size / 1024:.0f} KiB")

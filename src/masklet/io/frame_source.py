@@ -121,8 +121,9 @@ class FrameSource(abc.ABC):
             self._closed = True
             self._close()
 
+    @abc.abstractmethod
     def _close(self) -> None:
-        """Subclass hook for `close` (called once)."""
+        """Release what the source holds (called once, by `close`)."""
 
     def __enter__(self) -> FrameSource:
         return self

@@ -305,4 +305,3 @@ def open_frame_source(
             "a list of (H, W, 3) uint8 arrays, an iterator of such arrays, or a FrameSource"
         )
     return StreamSource(source, max_buffered=max_buffered, fps=fps)
-

@@ -3,7 +3,8 @@
 Circles and squares of fixed, distinct colours bounce inside the frame over a static
 textured background. Every frame is a pure function of (seed, frame index), so a generator
 can yield frame 2,000 without keeping the ones before it. Objects are drawn in order, later
-ones on top; an object's mask is its visible (unoccluded) pixels.
+ones on top; an object's mask is its visible (unoccluded) pixels, so it can be empty on
+frames where another object covers it.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ class SyntheticScene:
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A static grey-brown background: a few smooth waves plus fine noise (gives the codec work)."""
+    """A static grey-brown background: a few smooth waves plus fine grain (gives the codec work)."""
     ys = np.arange(height)[:, None] / height
     xs = np.arange(width)[None, :] / width
     level = np.zeros((height, width))
@@ -129,8 +130,8 @@ def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         level += np.sin(2 * np.pi * (fx * xs + fy * ys) + phase)
     base = 100 + 12 * level  # about 50..150: darker and duller than every object colour
     tint = np.array([1.0, 0.95, 0.85])
-    noise = rng.normal(0, 6, (height, width, 3))
-    return np.clip(base[..., None] * tint + noise, 0, 255).round().astype(np.uint8)
+    grain = rng.normal(0, 6, (height, width, 1))  # brightness only: survives chroma subsampling
+    return np.clip(base[..., None] * tint + grain, 0, 255).round().astype(np.uint8)
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,7 +144,9 @@ class VideoFileSource(FrameSource):
                 if packet.is_keyframe:
                     key_pts.append(packet.pts)
         except av.FFmpegError as error:
-            log.warning("%s: demuxing failed after %d packets (%s); indexing by decoding", self.path, len(pts), error)
+            log.warning(
+                "%s: demuxing failed after %d packets (%s); indexing by decoding", self.path, len(pts), error
+            )
             return None
         finally:
             container.close()
@@ -166,7 +168,9 @@ class VideoFileSource(FrameSource):
         except av.FFmpegError as error:
             if not pts:
                 raise FrameSourceError(f"{self.path}: the video cannot be decoded ({error})") from error
-            log.warning("%s: decoding stops at frame %d (%s); using the frames before it", self.path, len(pts), error)
+            log.warning(
+                "%s: decoding stops at frame %d (%s); using the frames before it", self.path, len(pts), error
+            )
         finally:
             container.close()
         if not pts:
@@ -235,7 +239,7 @@ class VideoFileSource(FrameSource):
         """Decode until frame `target`, caching the frames just before it; None if it never comes."""
         assert self._decoder is not None
         index = self.frame_index
-        keep_from = max(self._seek_floor, target - self._cache.max_items + 1)
+        keep_from = max(self._seek_floor, target - max(self._cache.max_items, 1) + 1)
         for av_frame in self._decoder:
             current = self._next_frame if index.pts is None else index.frame_of(av_frame.pts)
             if current is None or current > target:
