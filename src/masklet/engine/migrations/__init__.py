@@ -1,0 +1,1 @@
+"""Alembic migrations of the annotation store; `Store` runs them to head when it opens a database."""
