@@ -21,7 +21,7 @@ _masklet_pg_setup() (
     if ! command -v pg_lsclusters >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
         echo "postgres.sh: installing postgresql (apt-get)" >&2
         as_root apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
     fi
 
     # The package normally creates a cluster; in some images (createcluster.conf) it does not.

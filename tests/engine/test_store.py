@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -283,6 +284,34 @@ def test_delete_with_the_current_version(store: Store, video: Video) -> None:
     assert again.version == 1
 
 
+def test_concurrent_writers_of_one_masklet_all_land(store: Store, store_url: str, video: Video) -> None:
+    m = store.create_masklet(video.id, by="ann")
+    rle = rle_of(box_mask(0, 0, 2, 2))
+    errors: list[BaseException] = []
+
+    def write(target: Store, frames: range, who: str) -> None:
+        try:
+            for f in frames:
+                target.put_frame_mask(m.id, f, rle, source="manual", by=who)
+                target.get_masklet(m.id)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with Store(store_url) as other:
+        threads = [
+            threading.Thread(target=write, args=(store, range(0, 6, 2), "a")),  # one Store, two threads
+            threading.Thread(target=write, args=(store, range(1, 6, 2), "b")),
+            threading.Thread(target=write, args=(other, range(6, 10), "c")),  # and a second client
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert errors == []
+    assert [f.frame for f in store.get_frame_masks(m.id)] == list(range(10))
+    assert store.get_masklet(m.id).version == 11
+
+
 # ----------------------------------------------------------------------------------- transactions
 def test_transaction_commits_all_or_nothing(store: Store, video: Video) -> None:
     m = store.create_masklet(video.id, by="ann")
@@ -318,7 +347,10 @@ def test_prompts_are_checked_and_logged_with_clicks(store: Store, video: Video) 
     bad = [
         ("click", {"points": [[1, 2]], "labels": [1, 1]}),
         ("click", {"points": [[1, 2]], "labels": [2]}),
+        ("click", {"points": [[W + 1, 1]], "labels": [1]}),  # outside the frame
+        ("click", {"points": [["a", 1]], "labels": [1]}),
         ("box", {"box": [5, 0, 1, 1]}),
+        ("box", {"box": [0, 0, 4, H + 1]}),
         ("mask", {"rle": rle_of(np.zeros((3, 3), dtype=bool))}),
     ]
     for kind, payload in bad:
@@ -350,6 +382,8 @@ def test_event_log_fills_references_and_filters(store: Store, video: Video) -> N
         store.log_event("x", by="ann", masklet_id=m.id, video_id=video.id + 1)
     with pytest.raises(InvalidEditError, match="outside"):
         store.log_event("x", by="ann", video_id=video.id, frame=10)
+    with pytest.raises(InvalidEditError, match="`by`"):
+        store.log_event("x", by="", video_id=video.id)
     with pytest.raises(InvalidEditError, match="duration_s"):
         store.log_event("x", by="ann", duration_s=-1.0)
 

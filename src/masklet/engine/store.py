@@ -16,11 +16,11 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     CheckConstraint,
@@ -45,6 +45,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from masklet.errors import FormatError, MaskletError, NotFoundError, PromptError
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MASKLET_TYPES = ("manual", "auto")
@@ -274,52 +275,20 @@ def _ro(text: str) -> Mapping[str, Any]:
     return MappingProxyType(json.loads(text))
 
 
-def _masklet(r: MaskletRow) -> Masklet:
-    return Masklet(
-        r.id,
-        r.video_id,
-        r.obj_id,
-        r.category,
-        r.type,
-        r.status,
-        r.version,
-        _ro(r.meta),
-        r.created_at,
-        r.updated_at,
+def _domain(cls: type[_T], row: Base, **converted: Any) -> _T:
+    """Copy a row into its frozen dataclass; `converted` overrides fields stored in another form."""
+    return cls(
+        **{f.name: converted[f.name] if f.name in converted else getattr(row, f.name) for f in fields(cls)}
     )
+
+
+def _masklet(r: MaskletRow) -> Masklet:
+    return _domain(Masklet, r, meta=_ro(r.meta))
 
 
 def _frame_mask(r: FrameMaskRow) -> FrameMask:
     rle = json.loads(r.rle)
-    return FrameMask(
-        r.masklet_id, r.frame, tuple(rle["size"]), rle["counts"], r.source, r.version, r.updated_at
-    )
-
-
-def _event(r: EventRow) -> Event:
-    return Event(
-        r.id,
-        r.at,
-        r.by,
-        r.action,
-        r.project_id,
-        r.video_id,
-        r.masklet_id,
-        r.frame,
-        r.phase,
-        r.duration_s,
-        _ro(r.payload),
-    )
-
-
-def _video(r: VideoRow) -> Video:
-    return Video(
-        r.id, r.project_id, r.path, r.fps, r.width, r.height, r.frame_count, r.content_hash, r.created_at
-    )
-
-
-def _prompt(r: PromptRow) -> Prompt:
-    return Prompt(r.id, r.masklet_id, r.frame, r.kind, _ro(r.payload), r.by, r.created_at)
+    return _domain(FrameMask, r, size=tuple(rle["size"]), counts=rle["counts"])
 
 
 def _flush(session: Session, what: str) -> None:
@@ -383,7 +352,7 @@ def _check_frame(video: VideoRow, frame: int) -> int:
     return frame
 
 
-def rle_json(rle: Mapping[str, Any], *, height: int, width: int) -> str:
+def _rle_json(rle: Mapping[str, Any], *, height: int, width: int) -> str:
     """Check a compressed COCO RLE against an (H, W) frame and return its canonical JSON text.
 
     Reads `size` and the counts' alphabet only; it does not decode the mask.
@@ -415,28 +384,43 @@ def rle_json(rle: Mapping[str, Any], *, height: int, width: int) -> str:
 
 
 def _check_prompt(kind: str, payload: Mapping[str, Any], video: VideoRow) -> None:
-    """Light shape checks: click {"points": [[x, y]...], "labels": [0|1...]}, box {"box": [x0, y0, x1, y1]},
-    mask {"rle": COCO RLE}."""
+    """Shape and range checks of a prompt payload in video pixels (see `Store.add_prompt`)."""
+
+    def inside(x: Any, y: Any) -> bool:
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (x, y))
+        return numbers and 0 <= x <= video.width and 0 <= y <= video.height
+
     if kind == "click":
         points, labels = payload.get("points"), payload.get("labels")
         ok = isinstance(points, list) and isinstance(labels, list) and len(points) == len(labels) > 0
-        if not ok or any(not isinstance(p, list | tuple) or len(p) != 2 for p in points):
+        if not ok or not all(isinstance(p, list | tuple) and len(p) == 2 and inside(*p) for p in points):
             raise PromptError(
-                'a click prompt needs {"points": [[x, y], ...], "labels": [1 or 0, ...]} of equal length'
+                'a click prompt needs {"points": [[x, y], ...], "labels": [1 or 0, ...]} of equal length, '
+                f"points inside the {video.width}x{video.height} (w x h) frame; got {dict(payload)!r:.120}"
             )
         if any(label not in (0, 1) for label in labels):
             raise PromptError(f"click labels must be 1 (foreground) or 0 (background), got {labels!r:.80}")
     elif kind == "box":
         box = payload.get("box")
-        if not isinstance(box, list | tuple) or len(box) != 4 or not (box[0] <= box[2] and box[1] <= box[3]):
+        ok = isinstance(box, list | tuple) and len(box) == 4 and inside(*box[:2]) and inside(*box[2:])
+        if not ok or not (box[0] <= box[2] and box[1] <= box[3]):
             raise PromptError(
-                f'a box prompt needs {{"box": [x0, y0, x1, y1]}} with x0 <= x1, y0 <= y1, got {box!r:.80}'
+                f'a box prompt needs {{"box": [x0, y0, x1, y1]}}, x0 <= x1 and y0 <= y1, inside the '
+                f"{video.width}x{video.height} (w x h) frame; got {box!r:.80}"
             )
     else:
         try:
-            rle_json(payload.get("rle"), height=video.height, width=video.width)  # type: ignore[arg-type]
+            _rle_json(payload.get("rle"), height=video.height, width=video.width)  # type: ignore[arg-type]
         except FormatError as exc:
             raise PromptError(f'a mask prompt needs {{"rle": COCO RLE}} of the video size: {exc}') from exc
+
+
+def _text(value: str, what: str, max_len: int = 200) -> str:
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= max_len:
+        raise InvalidEditError(
+            f"{what} must be a non-empty string of at most {max_len} characters, got {value!r:.80}"
+        )
+    return value
 
 
 # ----------------------------------------------------------------------------------------------- engine
@@ -576,6 +560,7 @@ class Store:
         **refs: Any,
     ) -> EventRow:
         """Add an event row; `video` fills in the video and project ids."""
+        _text(by, "`by` (who made the change)")
         if video is not None:
             refs.update(video_id=video.id, project_id=video.project_id)
         text = _json(payload, "event payload")
@@ -589,34 +574,30 @@ class Store:
 
     # ------------------------------------------------------------------------------------ projects
     def create_project(self, name: str, *, by: str = "system") -> Project:
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidEditError(f"a project needs a non-empty name, got {name!r}")
+        _text(name, "project name")
         with self._write() as s:
             if s.scalar(select(ProjectRow.id).where(ProjectRow.name == name)) is not None:
                 raise DuplicateError(f"a project named {name!r} already exists; pick another name")
             row = ProjectRow(name=name, created_at=_now())
             _add(s, row, f"project {name!r}")
             self._log(s, "project.create", {"name": name}, by=by, project_id=row.id)
-            return Project(row.id, row.name, row.created_at)
+            return _domain(Project, row)
 
     def get_project(self, project_id: int) -> Project:
         with self._read() as s:
             row = self._row(s, ProjectRow, project_id)
-            return Project(row.id, row.name, row.created_at)
+            return _domain(Project, row)
 
     def get_project_by_name(self, name: str) -> Project:
         with self._read() as s:
             row = s.scalars(select(ProjectRow).where(ProjectRow.name == name)).one_or_none()
             if row is None:
                 raise NotFoundError(f"no project named {name!r}; create it with Store.create_project")
-            return Project(row.id, row.name, row.created_at)
+            return _domain(Project, row)
 
     def list_projects(self) -> list[Project]:
         with self._read() as s:
-            return [
-                Project(r.id, r.name, r.created_at)
-                for r in s.scalars(select(ProjectRow).order_by(ProjectRow.id))
-            ]
+            return [_domain(Project, r) for r in s.scalars(select(ProjectRow).order_by(ProjectRow.id))]
 
     # -------------------------------------------------------------------------------------- videos
     def add_video(
@@ -637,10 +618,7 @@ class Store:
                 raise InvalidEditError(f"video {name} must be a positive integer, got {value!r}")
         if not isinstance(fps, int | float) or not fps > 0:
             raise InvalidEditError(f"video fps must be a positive number, got {fps!r}")
-        if not isinstance(content_hash, str) or not 0 < len(content_hash) <= 128:
-            raise InvalidEditError(
-                f"content_hash must be a non-empty string of at most 128 characters, got {content_hash!r}"
-            )
+        _text(content_hash, "content_hash", 128)
         with self._write() as s:
             self._row(s, ProjectRow, project_id)
             same = select(VideoRow.id).where(
@@ -662,11 +640,11 @@ class Store:
             )
             _add(s, row, f"video {content_hash[:16]} in project {project_id}")
             self._log(s, "video.add", {"path": str(path)}, by=by, video=row)
-            return _video(row)
+            return _domain(Video, row)
 
     def get_video(self, video_id: int) -> Video:
         with self._read() as s:
-            return _video(self._row(s, VideoRow, video_id))
+            return _domain(Video, self._row(s, VideoRow, video_id))
 
     def list_videos(self, project_id: int | None = None, *, content_hash: str | None = None) -> list[Video]:
         stmt = select(VideoRow).order_by(VideoRow.id)
@@ -675,7 +653,7 @@ class Store:
         if content_hash is not None:
             stmt = stmt.where(VideoRow.content_hash == content_hash)
         with self._read() as s:
-            return [_video(r) for r in s.scalars(stmt)]
+            return [_domain(Video, r) for r in s.scalars(stmt)]
 
     # ------------------------------------------------------------------------------------ masklets
     def create_masklet(
@@ -692,6 +670,8 @@ class Store:
         """Start a masklet in `draft`; `obj_id` defaults to the video's next free object id (from 0)."""
         _one_of(type, MASKLET_TYPES, "masklet type")
         meta_text = _json(meta, "masklet meta")
+        if category is not None:
+            _text(category, "category")
         if obj_id is not None and (isinstance(obj_id, bool) or not isinstance(obj_id, int) or obj_id < 0):
             raise InvalidEditError(f"obj_id must be a non-negative integer, got {obj_id!r}")
         with self._write() as s:
@@ -809,7 +789,7 @@ class Store:
         with self._write() as s:
             masklet, video = self._masklet_rows(s, masklet_id, lock=True)
             texts = {
-                _check_frame(video, f): rle_json(r, height=video.height, width=video.width)
+                _check_frame(video, f): _rle_json(r, height=video.height, width=video.width)
                 for f, r in masks.items()
             }
             if extra := sorted(set(expected) - set(texts)):
@@ -932,7 +912,7 @@ class Store:
                 frame=frame,
                 phase=phase,
             )
-            return _prompt(row)
+            return _domain(Prompt, row, payload=_ro(row.payload))
 
     def list_prompts(self, masklet_id: int, *, frame: int | None = None) -> list[Prompt]:
         stmt = select(PromptRow).where(PromptRow.masklet_id == masklet_id).order_by(PromptRow.id)
@@ -940,7 +920,7 @@ class Store:
             stmt = stmt.where(PromptRow.frame == frame)
         with self._read() as s:
             self._row(s, MaskletRow, masklet_id)
-            return [_prompt(r) for r in s.scalars(stmt)]
+            return [_domain(Prompt, r, payload=_ro(r.payload)) for r in s.scalars(stmt)]
 
     # -------------------------------------------------------------------------------------- events
     def log_event(
@@ -961,10 +941,7 @@ class Store:
 
         `duration_s` is the annotator time the action took; `at` defaults to now (UTC).
         """
-        if not isinstance(action, str) or not 0 < len(action) <= 64:
-            raise InvalidEditError(
-                f"action must be a non-empty string of at most 64 characters, got {action!r}"
-            )
+        _text(action, "action", 64)
         if duration_s is not None and not duration_s >= 0:
             raise InvalidEditError(f"duration_s must be a non-negative number of seconds, got {duration_s!r}")
         with self._write() as s:
@@ -996,7 +973,7 @@ class Store:
                 duration_s=duration_s,
             )
             s.flush()
-            return _event(row)
+            return _domain(Event, row, payload=_ro(row.payload))
 
     def list_events(
         self,
@@ -1021,4 +998,4 @@ class Store:
             if value is not None:
                 stmt = stmt.where(column == value)
         with self._read() as s:
-            return [_event(r) for r in s.scalars(stmt)]
+            return [_domain(Event, r, payload=_ro(r.payload)) for r in s.scalars(stmt)]
