@@ -14,7 +14,9 @@ import time
 import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
@@ -56,6 +58,21 @@ def test_schema_comes_from_migrations_and_equals_the_models(store: Store, store_
     engine.dispose()
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
     Store(store_url).close()  # opening again is a no-op upgrade
+
+
+def test_migrations_run_down_and_up_outside_the_store(store_url: str, monkeypatch) -> None:
+    monkeypatch.delenv("MASKLET_DB_URL", raising=False)
+    config = Config()  # as the alembic command line would, minus the ini's logging setup
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", store_url.replace("%", "%%"))
+    engine = create_engine(store_url, poolclass=NullPool)
+    command.upgrade(config, "head")
+    assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
+    command.downgrade(config, "base")
+    assert inspect(engine).get_table_names() == ["alembic_version"]
+    engine.dispose()
+    with Store(store_url) as store:  # opening upgrades it again
+        assert store.create_project("again").id == 1
 
 
 def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path) -> None:
