@@ -119,6 +119,9 @@ def test_round_trip_returns_frozen_domain_rows(store: Store, video: Video) -> No
         assert fm.size == (H, W) and fm.source == "propagated"
         np.testing.assert_array_equal(mask_utils.decode(fm.rle).astype(bool), masks[fm.frame])
     assert store.get_masklet(m.id).version == 2  # one batch, one content change
+    # numpy frame indices (as propagation loops produce them) are plain ints to the store
+    store.put_frame_mask(m.id, np.int64(5), rle_of(masks[0]), source="click_model", by="ann")
+    assert [f.frame for f in store.get_frame_masks(m.id, frames=np.array([0, 5]))] == [0, 5]
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         m.status = "accepted"  # type: ignore[misc]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -344,12 +345,16 @@ def _one_of(value: str, allowed: tuple[str, ...], what: str) -> str:
 
 
 def _check_frame(video: VideoRow, frame: int) -> int:
-    if isinstance(frame, bool) or not isinstance(frame, int) or not 0 <= frame < video.frame_count:
+    try:
+        index = operator.index(frame)  # numpy integers welcome; floats and strings not
+    except TypeError:
+        index = -1
+    if isinstance(frame, bool) or not 0 <= index < video.frame_count:
         raise InvalidEditError(
             f"frame {frame!r} is outside video {video.id}, which has frames 0..{video.frame_count - 1}; "
             "check the frame index (or the frame count the video was added with)"
         )
-    return frame
+    return index
 
 
 def _rle_json(rle: Mapping[str, Any], *, height: int, width: int) -> str:
@@ -564,7 +569,12 @@ class Store:
         if video is not None:
             refs.update(video_id=video.id, project_id=video.project_id)
         text = _json(payload, "event payload")
-        row = EventRow(action=action, by=by, at=at or _now(), payload=text, **refs)
+        at = (
+            _now()
+            if at is None
+            else (at.astimezone(timezone.utc) if at.tzinfo else at.replace(tzinfo=timezone.utc))
+        )
+        row = EventRow(action=action, by=by, at=at, payload=text, **refs)
         session.add(row)
         return row
 
@@ -837,7 +847,7 @@ class Store:
         """The masklet's saved masks in frame order (only `frames`, if given)."""
         stmt = select(FrameMaskRow).where(FrameMaskRow.masklet_id == masklet_id).order_by(FrameMaskRow.frame)
         if frames is not None:
-            stmt = stmt.where(FrameMaskRow.frame.in_(list(frames)))
+            stmt = stmt.where(FrameMaskRow.frame.in_([operator.index(f) for f in frames]))
         with self._read() as s:
             self._row(s, MaskletRow, masklet_id)
             return [_frame_mask(r) for r in s.scalars(stmt)]
@@ -845,7 +855,7 @@ class Store:
     def get_frame_mask(self, masklet_id: int, frame: int) -> FrameMask:
         with self._read() as s:
             self._row(s, MaskletRow, masklet_id)
-            row = s.get(FrameMaskRow, (masklet_id, frame))
+            row = s.get(FrameMaskRow, (masklet_id, operator.index(frame)))
             if row is None:
                 raise NotFoundError(f"masklet {masklet_id} has no mask on frame {frame}")
             return _frame_mask(row)
@@ -855,7 +865,7 @@ class Store:
     ) -> None:
         with self._write() as s:
             masklet, video = self._masklet_rows(s, masklet_id, lock=True)
-            row = s.get(FrameMaskRow, (masklet_id, frame))
+            row = s.get(FrameMaskRow, (masklet_id, operator.index(frame)))
             what = f"frame {frame} of masklet {masklet_id}"
             _check_version(None if row is None else row.version, expected_version, what)
             s.delete(row)
@@ -900,11 +910,10 @@ class Store:
             )
             _add(s, row, "prompt")
             clicks = len(payload["points"]) if kind == "click" else 0
-            payload = {"kind": kind, "prompt_id": row.id, "clicks": clicks}
             self._log(
                 s,
                 "prompt.add",
-                payload,
+                {"kind": kind, "prompt_id": row.id, "clicks": clicks},
                 by=by,
                 video=video,
                 at=row.created_at,
@@ -939,7 +948,7 @@ class Store:
     ) -> Event:
         """Append an event; the video and project are filled in from the masklet (or video) when omitted.
 
-        `duration_s` is the annotator time the action took; `at` defaults to now (UTC).
+        `duration_s` is the annotator time the action took; `at` defaults to now (a naive `at` is UTC).
         """
         _text(action, "action", 64)
         if duration_s is not None and not duration_s >= 0:
