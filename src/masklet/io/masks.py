@@ -144,6 +144,11 @@ def validate_rle(
     `where` names the file and field in error messages. Uncompressed RLE (counts a list of
     ints, as in some COCO/YouTube-VIS files) is accepted and compressed.
     """
+    return _checked(rle, expected_size, where)[0]
+
+
+def _checked(rle: RleLike, expected_size: tuple[int, int] | None, where: str) -> tuple[RleMask, np.ndarray]:
+    """The validated RleMask and its run lengths (int64, column-major, background first)."""
     if isinstance(rle, RleMask):
         size, counts = list(rle.size), rle.counts
     elif isinstance(rle, Mapping):
@@ -190,9 +195,16 @@ def validate_rle(
             "the counts do not belong to a mask of this size"
         )
     if isinstance(counts, str):
-        return RleMask((h, w), counts)
+        return RleMask((h, w), counts), runs
     compressed = mask_utils.frPyObjects({"size": [h, w], "counts": [int(c) for c in runs]}, h, w)
-    return RleMask((h, w), compressed["counts"].decode("ascii"))
+    return RleMask((h, w), compressed["counts"].decode("ascii")), runs
+
+
+def _runs_to_mask(size: tuple[int, int], runs: np.ndarray) -> np.ndarray:
+    h, w = size
+    # odd-numbered runs are foreground; pixels run down columns (Fortran order)
+    flat = np.repeat(np.arange(runs.size) % 2 == 1, runs)
+    return flat.reshape(w, h).T
 
 
 def encode_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -224,25 +236,22 @@ def decode_rle(
     rle: RleLike, *, expected_size: tuple[int, int] | None = None, where: str = "RLE"
 ) -> np.ndarray:
     """Decode one RLE to a (H, W) bool mask, after validating it."""
-    checked = validate_rle(rle, expected_size=expected_size, where=where)
-    return mask_utils.decode(_as_coco(checked)).astype(bool)
+    checked, runs = _checked(rle, expected_size, where)
+    return np.ascontiguousarray(_runs_to_mask(checked.size, runs))
 
 
 def decode_rles(
     rles: Sequence[RleLike], *, expected_size: tuple[int, int] | None = None, where: str = "RLE"
 ) -> np.ndarray:
     """Decode RLEs of one size to (N, H, W) bool; with no RLEs, `expected_size` gives (0, H, W)."""
-    checked = [
-        validate_rle(r, expected_size=expected_size, where=f"{where}[{i}]") for i, r in enumerate(rles)
-    ]
+    checked = [_checked(r, expected_size, f"{where}[{i}]") for i, r in enumerate(rles)]
     if not checked:
         h, w = expected_size if expected_size is not None else (0, 0)
         return np.zeros((0, h, w), dtype=bool)
-    sizes = {c.size for c in checked}
+    sizes = {c.size for c, _ in checked}
     if len(sizes) > 1:
         raise FormatError(f"{where}: RLEs of different sizes {sorted(sizes)} cannot be stacked")
-    out = mask_utils.decode([_as_coco(c) for c in checked])  # (H, W, N)
-    return np.moveaxis(out, -1, 0).astype(bool)
+    return np.stack([_runs_to_mask(c.size, runs) for c, runs in checked])
 
 
 def empty_rle(height: int, width: int) -> dict[str, Any]:
@@ -252,8 +261,7 @@ def empty_rle(height: int, width: int) -> dict[str, Any]:
 
 def rle_area(rle: RleLike) -> int:
     """Foreground pixel count, read from the runs without decoding."""
-    checked = validate_rle(rle)
-    return int(_parse_counts(checked.counts, "RLE")[1::2].sum())
+    return int(_checked(rle, None, "RLE")[1][1::2].sum())
 
 
 def rle_bbox(rle: RleLike) -> tuple[float, float, float, float]:
@@ -301,7 +309,11 @@ def _encode_png(image: Image.Image) -> bytes:
 
 
 def write_label_png(
-    path: str | os.PathLike[str], labels: np.ndarray, *, palette: np.ndarray | None = None, durable: bool = True
+    path: str | os.PathLike[str],
+    labels: np.ndarray,
+    *,
+    palette: np.ndarray | None = None,
+    durable: bool = True,
 ) -> Path:
     """Write a (H, W) uint8 label map as an indexed PNG (DAVIS palette unless given), atomically."""
     labels = np.asarray(labels)
