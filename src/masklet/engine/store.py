@@ -6,7 +6,9 @@ masklet status use optimistic concurrency: a write names the version it read, an
 stale one raises `StaleWriteError`. A masklet's version also moves when any of its
 frame masks changes, so a review decision refers to exactly the masks the reviewer saw.
 Effort accounting reads the events' `action`, `phase`, `frame` and `duration_s`; other
-measures (clicks, the tool used) go into the payload, e.g. `{"clicks": 3}`.
+measures (clicks, the tool used) go into the payload, e.g. `{"clicks": 3}`. The store's own
+actions: project.create, video.add, masklet.create, masklet.status {from, to, reason},
+mask.put {source, version}, mask.delete {version}, prompt.add {kind, prompt_id, clicks}.
 """
 
 from __future__ import annotations
