@@ -34,6 +34,8 @@ from masklet.engine.store import (
 from masklet.errors import FormatError, MaskletError, NotFoundError, PromptError
 
 H, W = 6, 8  # the `video` fixture's frame size
+# pycocotools' decode trips numpy 2's __array__(copy=...) deprecation; not ours to fix here
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
 def rle_of(mask: np.ndarray) -> dict:
