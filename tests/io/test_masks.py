@@ -79,7 +79,9 @@ def test_area_matches_pycocotools_on_sav_masks() -> None:
         for rle in row:
             coco = {"size": rle["size"], "counts": rle["counts"].encode()}
             assert rle_area(rle) == int(mask_utils.area(coco))
-            np.testing.assert_array_equal(decode_rle(rle, expected_size=(848, 480)), mask_utils.decode(coco) > 0)
+            np.testing.assert_array_equal(
+                decode_rle(rle, expected_size=(848, 480)), mask_utils.decode(coco) > 0
+            )
 
 
 def test_iou() -> None:
@@ -103,7 +105,11 @@ def test_uncompressed_counts_are_compressed() -> None:
 @pytest.mark.parametrize(
     ("rle", "expected", "message"),
     [
-        ({"size": [848, 481], "counts": "P`]<"}, (848, 480), "size is [848, 481] but the image is [848, 480]"),
+        (
+            {"size": [848, 481], "counts": "P`]<"},
+            (848, 480),
+            "size is [848, 481] but the image is [848, 480]",
+        ),
         ({"size": [848, 480], "counts": "P`]<1"}, None, "cover 407041 pixels but size [848, 480] has 407040"),
         ({"size": [848, 480], "counts": "P`]"}, None, "truncated"),
         ({"size": [848, 480], "counts": "P`]<~"}, None, "character '~'"),
@@ -114,7 +120,9 @@ def test_uncompressed_counts_are_compressed() -> None:
         ([2, 2], None, "expected an RLE dict"),
     ],
 )
-def test_malformed_rle_raises_format_error(rle: object, expected: tuple[int, int] | None, message: str) -> None:
+def test_malformed_rle_raises_format_error(
+    rle: object, expected: tuple[int, int] | None, message: str
+) -> None:
     with pytest.raises(FormatError) as err:
         decode_rle(rle, expected_size=expected, where="f.json: masklet[3][1]")  # type: ignore[arg-type]
     assert "f.json: masklet[3][1]" in str(err.value)
@@ -125,7 +133,9 @@ def test_davis_palette() -> None:
     pal = davis_palette()
     assert pal.shape == (256, 3) and pal.dtype == np.uint8
     assert pal[0].tolist() == [0, 0, 0]
-    assert pal[1].tolist() == [128, 0, 0] and pal[2].tolist() == [0, 128, 0] and pal[3].tolist() == [128, 128, 0]
+    assert (
+        pal[1].tolist() == [128, 0, 0] and pal[2].tolist() == [0, 128, 0] and pal[3].tolist() == [128, 128, 0]
+    )
     assert pal[255].tolist() == [224, 224, 192]
 
 

@@ -149,8 +149,14 @@ def _write_broken(tmp_path: Path, edit) -> Path:
         (lambda d: d["masklet"][7][1].update(size=[848, 481]), "masklet[7][1]: RLE size is [848, 481]"),
         (lambda d: d["masklet"][7][1].update(counts="P`]<1"), "masklet[7][1]: RLE runs cover 407041"),
         (lambda d: d["masklet"][9].pop(), "masklet[9] has 4 RLEs but masklet_num is 5"),
-        (lambda d: d.update(video_frame_count=400.0), "reach video frame 480, past the end of a 400-frame video"),
-        (lambda d: d.update(masklet_stability_score=[[1.0] * 5] * 3), "masklet_stability_score: expected 5 nulls"),
+        (
+            lambda d: d.update(video_frame_count=400.0),
+            "reach video frame 480, past the end of a 400-frame video",
+        ),
+        (
+            lambda d: d.update(masklet_stability_score=[[1.0] * 5] * 3),
+            "masklet_stability_score: expected 5 nulls",
+        ),
         (lambda d: d.update(video_height=848.5), "video_height must be a whole number"),
     ],
 )
@@ -176,7 +182,9 @@ def test_failed_write_leaves_no_file(tmp_path: Path, manual: SavVideoAnnotation)
     bad = SavVideoAnnotation.from_masks(
         [[RleMask.from_mask(np.ones((2, 2), bool))]], video_id="v", video_frame_count=1, height=2, width=2
     )
-    bad = SavVideoAnnotation(**{**{k: getattr(bad, k) for k in bad.__slots__}, "video_duration": float("nan")})
+    bad = SavVideoAnnotation(
+        **{**{k: getattr(bad, k) for k in bad.__slots__}, "video_duration": float("nan")}
+    )
     with pytest.raises(ValueError):
         write_sav_json(tmp_path / "v.json", bad)
     assert list(tmp_path.iterdir()) == []
