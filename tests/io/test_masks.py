@@ -213,3 +213,14 @@ def test_read_json_errors(tmp_path: Path) -> None:
         read_json(tmp_path / "t.json")
     with pytest.raises(FormatError, match="file not found"):
         read_json(tmp_path / "none.json")
+
+
+def test_io_and_metrics_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, masklet.io.masks, masklet.io.formats, masklet.eval.metrics; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

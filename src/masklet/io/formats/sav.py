@@ -207,7 +207,7 @@ class SavVideoAnnotation:
         masklet_ids: Sequence[int] | None = None,
         masklet_type: str = "manual",
         edited_frame_counts: Sequence[int] | None = None,
-        stability_scores: Sequence[Sequence[float]] | None = None,
+        stability_scores: Sequence[Sequence[float] | None] | None = None,
         environment: str = "",
         split: str = "train",
     ) -> SavVideoAnnotation:
@@ -236,7 +236,7 @@ class SavVideoAnnotation:
             )
             stats = masklet_stats([rle_area(r) for r in rles], resolution=height * width)
             score = None
-            if stability_scores is not None:
+            if stability_scores is not None and stability_scores[n] is not None:
                 score = tuple(float(s) for s in stability_scores[n])
                 if len(score) != n_frames:
                     raise ValueError(f"masklet {ids[n]}: {len(score)} stability scores for {n_frames} frames")
