@@ -113,6 +113,8 @@ def test_uncompressed_counts_are_compressed() -> None:
         ({"size": [848, 480], "counts": "P`]<1"}, None, "cover 407041 pixels but size [848, 480] has 407040"),
         ({"size": [848, 480], "counts": "P`]"}, None, "truncated"),
         ({"size": [848, 480], "counts": "P`]<~"}, None, "character '~'"),
+        ({"size": [848, 480], "counts": "P`]é"}, None, "non-ASCII"),
+        ({"size": [8, 8], "counts": "o" * 13 + "0"}, None, "14 characters long"),
         ({"size": [2, 2], "counts": [1, -1, 4]}, None, "negative run length"),
         ({"size": [2, 2]}, None, "lacks 'counts'"),
         ({"size": [2], "counts": "4"}, None, "size must be [H, W]"),

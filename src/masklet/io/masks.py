@@ -45,7 +45,7 @@ __all__ = [
 
 VOID_LABEL = 255  # DAVIS: pixels excluded from evaluation
 
-_MAX_GROUP_CHARS = 13  # 13 * 5 bits > any count a 2**32-pixel image needs
+_MAX_GROUP_CHARS = 12  # 60 bits: far beyond any real count, and shifts stay inside int64
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +108,9 @@ def _as_coco(rle: RleLike) -> dict[str, Any]:
 
 def _parse_counts(counts: str, where: str) -> np.ndarray:
     """Decode the LEB128-like COCO counts string into run lengths (int64), checking every rule."""
-    raw = np.frombuffer(counts.encode("ascii", errors="replace"), dtype=np.uint8).astype(np.int64) - 48
+    if not counts.isascii():
+        raise FormatError(f"{where}: counts holds non-ASCII characters; COCO RLE uses only '0'..'o'")
+    raw = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
     if raw.size == 0:
         return raw
     if raw.min() < 0 or raw.max() > 63:
