@@ -125,7 +125,7 @@ def test_video_scores_equal_the_sav_evaluator(reference: dict) -> None:
         for t in case["empty"].get(str(m.masklet_id), []):
             pred[m.masklet_id][4 * t] = RleMask.empty(*manual.size)
     for key, skip in (("skip", True), ("noskip", False)):
-        scores = evaluate_video(gt, pred, video_id="sav_000001", skip_first_and_last=skip)
+        scores = evaluate_video(pred, gt, video_id="sav_000001", skip_first_and_last=skip)
         expected = case["objects"][key]
         assert [str(o.obj_id) for o in scores.objects] == list(expected)
         for obj in scores.objects:
@@ -145,15 +145,15 @@ def _track(frames: int, appear: int | None, shape: tuple[int, int] = (12, 12)) -
 def test_protocols_on_late_and_absent_objects() -> None:
     gt = _track(6, appear=3)
     empty = _track(6, appear=None)
-    sav = evaluate_object(gt, empty, protocol="sav")
+    sav = evaluate_object(empty, gt, protocol="sav")
     assert sav is not None and sav.frames == (3, 4) and sav.j == (0.0, 0.0)  # frames 1, 2 not scored yet
-    davis = evaluate_object(gt, empty, protocol="davis")
+    davis = evaluate_object(empty, gt, protocol="davis")
     assert davis is not None and davis.frames == (1, 2, 3, 4) and davis.j_mean == 0.5 and davis.f_mean == 0.5
     # a prediction that appears early starts the object's scoring there
-    early = evaluate_object(gt, _track(6, appear=2), protocol="sav")
+    early = evaluate_object(_track(6, appear=2), gt, protocol="sav")
     assert early is not None and early.frames == (2, 3, 4) and early.j == (0.0, 1.0, 1.0)
-    # an object never in the gt is left out by SA-V and scored as all-correct... by DAVIS
-    assert evaluate_object(empty, _track(6, appear=2), protocol="sav") is None
+    # an object never in the gt: SA-V leaves it out, DAVIS scores its empty frames as correct
+    assert evaluate_object(_track(6, appear=2), empty, protocol="sav") is None
     assert evaluate_object(empty, empty, protocol="davis").j_mean == 1.0
     no_skip = evaluate_object(gt, gt, skip_first_and_last=False)
     assert no_skip is not None and no_skip.frames == (3, 4, 5) and no_skip.jf == 1.0
@@ -161,7 +161,7 @@ def test_protocols_on_late_and_absent_objects() -> None:
 
 def test_missing_predictions_are_empty_and_summaries_weight_objects() -> None:
     gt = {1: _track(5, appear=0), 2: _track(5, appear=0)}
-    video_a = evaluate_video(gt, {1: gt[1]}, video_id="a")  # object 2 not predicted at all
+    video_a = evaluate_video({1: gt[1]}, gt, video_id="a")  # object 2 not predicted at all
     assert [o.obj_id for o in video_a.objects] == [1, 2]
     assert video_a.objects[0].jf == 1.0 and video_a.objects[1].jf == 0.0 and video_a.jf == 0.5
     video_b = evaluate_video({7: _track(5, appear=0)}, {7: _track(5, appear=0)}, video_id="b")

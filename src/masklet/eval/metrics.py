@@ -227,8 +227,8 @@ def _load(mask: MaskLike | None) -> np.ndarray | None:
 
 
 def evaluate_object(
-    gt: Mapping[int, MaskLike],
     pred: Mapping[int, MaskLike],
+    gt: Mapping[int, MaskLike],
     *,
     obj_id: int = 0,
     protocol: Protocol = "sav",
@@ -268,20 +268,24 @@ def evaluate_object(
 
 
 def evaluate_video(
-    gt: Mapping[int, Mapping[int, MaskLike]],
     pred: Mapping[int, Mapping[int, MaskLike]],
+    gt: Mapping[int, Mapping[int, MaskLike]],
     *,
     video_id: str = "",
     protocol: Protocol = "sav",
     skip_first_and_last: bool = True,
     bound_th: float = BOUND_TH,
 ) -> VideoScores:
-    """Score {obj_id: {frame: mask or RLE}} predictions of one video; missing objects are empty."""
+    """Score {obj_id: {frame: mask or RLE}} predictions of one video against its ground truth.
+
+    Objects come from `gt`; an object or frame missing from `pred` is an empty mask.
+    Arguments go (pred, gt) throughout this module, as in `j_score` and `f_score`.
+    """
     objects = []
     for obj_id in sorted(gt):
         scores = evaluate_object(
-            gt[obj_id],
             pred.get(obj_id, {}),
+            gt[obj_id],
             obj_id=obj_id,
             protocol=protocol,
             skip_first_and_last=skip_first_and_last,
