@@ -73,6 +73,7 @@ def test_rle_mask_properties() -> None:
     assert rle_bbox(empty_rle(4, 4)) == (0.0, 0.0, 0.0, 0.0)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools' decode under numpy 2
 def test_area_matches_pycocotools_on_sav_masks() -> None:
     data = json.loads(SAV_AUTO.read_text())
     for row in data["masklet"][::20]:
