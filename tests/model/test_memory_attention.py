@@ -39,7 +39,9 @@ def fixture() -> dict[str, np.ndarray]:
         return dict(f)
 
 
-def _inputs(b: int = 1, side: int = 8, frames: int = 2, ptrs: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
+def _inputs(
+    b: int = 1, side: int = 8, frames: int = 2, ptrs: int = 4, seed: int = 0
+) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     length, mem_len = side * side, frames * side * side + ptrs
     return {
@@ -52,7 +54,9 @@ def _inputs(b: int = 1, side: int = 8, frames: int = 2, ptrs: int = 4, seed: int
 
 @pytest.mark.parametrize("case", ATTN_CASES)
 def test_matches_official(model: MemoryAttention, fixture: dict[str, np.ndarray], case: str) -> None:
-    t = {k: torch.from_numpy(fixture[f"attn.{case}.{k}"]) for k in ("curr", "curr_pos", "memory", "memory_pos")}
+    t = {
+        k: torch.from_numpy(fixture[f"attn.{case}.{k}"]) for k in ("curr", "curr_pos", "memory", "memory_pos")
+    }
     ptrs = int(fixture[f"attn.{case}.num_obj_ptr_tokens"])
     with torch.no_grad():
         out = model(**t, num_obj_ptr_tokens=ptrs)
@@ -61,8 +65,13 @@ def test_matches_official(model: MemoryAttention, fixture: dict[str, np.ndarray]
 
 def test_bf16_memory_is_promoted(model: MemoryAttention, fixture: dict[str, np.ndarray]) -> None:
     case = "bf16_frames1_ptr4"
-    t = {k: torch.from_numpy(fixture[f"attn.{case}.{k}"]) for k in ("curr", "curr_pos", "memory", "memory_pos")}
-    t["memory"], t["memory_pos"] = t["memory"].bfloat16(), t["memory_pos"].bfloat16()  # exact: already rounded
+    t = {
+        k: torch.from_numpy(fixture[f"attn.{case}.{k}"]) for k in ("curr", "curr_pos", "memory", "memory_pos")
+    }
+    t["memory"], t["memory_pos"] = (
+        t["memory"].bfloat16(),
+        t["memory_pos"].bfloat16(),
+    )  # exact: already rounded
     with torch.no_grad():
         out = model(**t, num_obj_ptr_tokens=4)
     assert out.dtype == torch.float32
@@ -94,8 +103,12 @@ def test_object_pointer_tokens_are_not_rotated(model: MemoryAttention) -> None:
     x = _inputs(frames=2, ptrs=4, seed=2)
     spatial = 2 * 64
     pointer_perm = torch.cat([torch.arange(spatial), spatial + torch.tensor([2, 0, 3, 1])])
-    spatial_perm = torch.cat([torch.randperm(spatial, generator=torch.Generator().manual_seed(0)),
-                              torch.arange(spatial, spatial + 4)])
+    spatial_perm = torch.cat(
+        [
+            torch.randperm(spatial, generator=torch.Generator().manual_seed(0)),
+            torch.arange(spatial, spatial + 4),
+        ]
+    )
 
     def permuted(perm: torch.Tensor) -> dict[str, torch.Tensor]:
         return {**x, "memory": x["memory"][:, perm], "memory_pos": x["memory_pos"][:, perm]}
@@ -148,12 +161,17 @@ OFFICIAL_EXCERPT = {
 
 
 def test_parameter_names_equal_official() -> None:
-    ours = {k: tuple(v.shape) for k, v in MemoryAttention(get_config("sam2.1_hiera_t").memory_attention)
-            .state_dict().items()}
+    ours = {
+        k: tuple(v.shape)
+        for k, v in MemoryAttention(get_config("sam2.1_hiera_t").memory_attention).state_dict().items()
+    }
     for key, shape in OFFICIAL_EXCERPT.items():
         assert ours[key] == shape
     official = json.loads((DATA / "key_shapes.json").read_text())
     for name in ("sam2_hiera_t", "sam2.1_hiera_l"):
-        expected = {k.removeprefix("memory_attention."): tuple(s) for k, s in official[name]
-                    if k.startswith("memory_attention.")}
+        expected = {
+            k.removeprefix("memory_attention."): tuple(s)
+            for k, s in official[name]
+            if k.startswith("memory_attention.")
+        }
         assert ours == expected

@@ -106,12 +106,17 @@ OFFICIAL_EXCERPT = {
 
 
 def test_parameter_names_equal_official() -> None:
-    ours = {k: tuple(v.shape) for k, v in MemoryEncoder(get_config("sam2.1_hiera_t").memory_encoder)
-            .state_dict().items()}
+    ours = {
+        k: tuple(v.shape)
+        for k, v in MemoryEncoder(get_config("sam2.1_hiera_t").memory_encoder).state_dict().items()
+    }
     for key, shape in OFFICIAL_EXCERPT.items():
         assert ours[key] == shape
     official = json.loads((DATA / "key_shapes.json").read_text())
     for name in ("sam2_hiera_t", "sam2.1_hiera_l"):
-        expected = {k.removeprefix("memory_encoder."): tuple(s) for k, s in official[name]
-                    if k.startswith("memory_encoder.")}
+        expected = {
+            k.removeprefix("memory_encoder."): tuple(s)
+            for k, s in official[name]
+            if k.startswith("memory_encoder.")
+        }
         assert ours == expected

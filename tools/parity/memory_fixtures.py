@@ -53,20 +53,31 @@ ENC_CASES = {"logits_b2": (2, 4, 4, False), "binary": (1, 8, 8, True), "wide": (
 def _seeded(module: torch.nn.Module, prefix: str) -> None:
     shapes = {prefix + k: tuple(v.shape) for k, v in module.state_dict().items()}
     sd = sw.seeded_state_dict(shapes, sw.PARITY_SEED)
-    module.load_state_dict({k[len(prefix):]: v for k, v in sd.items()}, strict=True)
+    module.load_state_dict({k[len(prefix) :]: v for k, v in sd.items()}, strict=True)
 
 
 def _official_attention() -> MemoryAttention:
     def rope(**kw: object) -> RoPEAttention:
         return RoPEAttention(
-            embedding_dim=D_MODEL, num_heads=HEADS, downsample_rate=1, dropout=0.1, rope_theta=10000.0,
-            feat_sizes=list(GRID), **kw,
+            embedding_dim=D_MODEL,
+            num_heads=HEADS,
+            downsample_rate=1,
+            dropout=0.1,
+            rope_theta=10000.0,
+            feat_sizes=list(GRID),
+            **kw,
         )
 
     layer = MemoryAttentionLayer(
-        activation="relu", cross_attention=rope(rope_k_repeat=True, kv_in_dim=MEM_DIM), d_model=D_MODEL,
-        dim_feedforward=FFN, dropout=0.1, pos_enc_at_attn=False, pos_enc_at_cross_attn_keys=True,
-        pos_enc_at_cross_attn_queries=False, self_attention=rope(),
+        activation="relu",
+        cross_attention=rope(rope_k_repeat=True, kv_in_dim=MEM_DIM),
+        d_model=D_MODEL,
+        dim_feedforward=FFN,
+        dropout=0.1,
+        pos_enc_at_attn=False,
+        pos_enc_at_cross_attn_keys=True,
+        pos_enc_at_cross_attn_queries=False,
+        self_attention=rope(),
     )
     model = MemoryAttention(d_model=D_MODEL, pos_enc_at_input=True, layer=layer, num_layers=LAYERS)
     _seeded(model, "memory_attention.")
@@ -76,8 +87,12 @@ def _official_attention() -> MemoryAttention:
 def _official_encoder() -> MemoryEncoder:
     model = MemoryEncoder(
         out_dim=MEM_DIM,
-        mask_downsampler=MaskDownSampler(embed_dim=D_MODEL, kernel_size=3, stride=2, padding=1, total_stride=16),
-        fuser=Fuser(CXBlock(dim=D_MODEL, kernel_size=7, padding=3, layer_scale_init_value=1e-6), num_layers=2),
+        mask_downsampler=MaskDownSampler(
+            embed_dim=D_MODEL, kernel_size=3, stride=2, padding=1, total_stride=16
+        ),
+        fuser=Fuser(
+            CXBlock(dim=D_MODEL, kernel_size=7, padding=3, layer_scale_init_value=1e-6), num_layers=2
+        ),
         position_encoding=PositionEmbeddingSine(num_pos_feats=MEM_DIM),
         in_dim=D_MODEL,
     )
@@ -96,18 +111,29 @@ def main() -> None:
         if bf16:
             memory, memory_pos = memory.bfloat16().float(), memory_pos.bfloat16().float()
 
-        def run(mem: torch.Tensor, curr=curr, curr_pos=curr_pos, memory_pos=memory_pos, ptrs=ptrs) -> torch.Tensor:
+        def run(
+            mem: torch.Tensor, curr=curr, curr_pos=curr_pos, memory_pos=memory_pos, ptrs=ptrs
+        ) -> torch.Tensor:
             with torch.no_grad():  # the official module takes (L, B, C)
-                out = attn(curr=curr.transpose(0, 1), memory=mem.transpose(0, 1), curr_pos=curr_pos.transpose(0, 1),
-                           memory_pos=memory_pos.transpose(0, 1), num_obj_ptr_tokens=ptrs)
+                out = attn(
+                    curr=curr.transpose(0, 1),
+                    memory=mem.transpose(0, 1),
+                    curr_pos=curr_pos.transpose(0, 1),
+                    memory_pos=memory_pos.transpose(0, 1),
+                    num_obj_ptr_tokens=ptrs,
+                )
             return out.transpose(0, 1)
 
         out = run(memory)
         # the fixture must show that the memory matters
         effect = (run(torch.randn_like(memory)) - out).abs().mean().item()
         assert effect > 0.05, f"{name}: memory barely changes the output ({effect:.3g})"
-        print(f"attn {name}: out {tuple(out.shape)}, mean |out| {out.abs().mean():.3f}, memory effect {effect:.3f}")
-        for key, t in dict(curr=curr, curr_pos=curr_pos, memory=memory, memory_pos=memory_pos, out=out).items():
+        print(
+            f"attn {name}: out {tuple(out.shape)}, mean |out| {out.abs().mean():.3f}, memory effect {effect:.3f}"
+        )
+        for key, t in dict(
+            curr=curr, curr_pos=curr_pos, memory=memory, memory_pos=memory_pos, out=out
+        ).items():
             arrays[f"attn.{name}.{key}"] = t.numpy()
         arrays[f"attn.{name}.num_obj_ptr_tokens"] = np.array(ptrs, dtype=np.int64)
 
@@ -121,11 +147,15 @@ def main() -> None:
             res = enc(pix_feat, masks, skip_mask_sigmoid=skip)
         feats, pos = res["vision_features"], res["vision_pos_enc"][0]
         print(f"enc {name}: features {tuple(feats.shape)}, std {feats.std():.3f}")
-        arrays.update({
-            f"enc.{name}.pix_feat": pix_feat.numpy(), f"enc.{name}.masks": masks.numpy(),
-            f"enc.{name}.skip_mask_sigmoid": np.array(skip), f"enc.{name}.features": feats.numpy(),
-            f"enc.{name}.pos": pos.numpy(),
-        })
+        arrays.update(
+            {
+                f"enc.{name}.pix_feat": pix_feat.numpy(),
+                f"enc.{name}.masks": masks.numpy(),
+                f"enc.{name}.skip_mask_sigmoid": np.array(skip),
+                f"enc.{name}.features": feats.numpy(),
+                f"enc.{name}.pos": pos.numpy(),
+            }
+        )
     np.savez_compressed(OUT, **arrays)
     print(f"wrote {OUT.relative_to(REPO)} ({OUT.stat().st_size} bytes)")
 
