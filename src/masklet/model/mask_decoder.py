@@ -1,0 +1,227 @@
+"""SAM mask decoder: masks, predicted IoU, object score and the tokens behind the object pointer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from masklet.configs import MaskDecoderConfig
+from masklet.errors import ConfigError
+from masklet.model.common import MLP, LayerNorm2d
+from masklet.model.transformer import TwoWayTransformer
+
+
+@dataclass(frozen=True, slots=True)
+class DecoderOutput:
+    """What the mask decoder predicts for a batch of prompts."""
+
+    mask_logits: Tensor  # (B, M, 4h, 4w); M = 3 if multimask_output else 1
+    iou: Tensor  # (B, M) predicted IoU per candidate (a probability if the config says sigmoid)
+    # (B, M', C) output tokens for the object pointer: M' = 3 with multimask output and
+    # use_multimask_token_for_obj_ptr, else 1 (the single-mask token)
+    mask_tokens: Tensor
+    obj_score_logits: Tensor  # (B, 1); > 0 means the object is judged present
+
+
+def stability_score(mask_logits: Tensor, *, delta: float) -> Tensor:
+    """IoU between the masks thresholded at +delta and -delta: (..., H, W) -> (...).
+
+    An empty mask at -delta counts as perfectly stable (1.0).
+    """
+    flat = mask_logits.flatten(-2)
+    inner = (flat > delta).sum(dim=-1).float()
+    outer = (flat > -delta).sum(dim=-1).float()
+    return torch.where(outer > 0, inner / outer, 1.0)
+
+
+class MaskDecoder(nn.Module):
+    """Predicts masks from image embeddings and prompt embeddings with a two-way transformer.
+
+    The decoder always predicts 1 + num_multimask_outputs candidates: candidate 0 is
+    the single-mask answer, the others the ambiguity-aware multimask answers;
+    `forward` selects among them.
+    """
+
+    def __init__(self, cfg: MaskDecoderConfig, *, transformer_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.transformer_dim = transformer_dim
+        width = transformer_dim
+        # registration order follows the official state dict
+        self.transformer = TwoWayTransformer(
+            width,
+            depth=cfg.transformer_depth,
+            num_heads=cfg.transformer_num_heads,
+            mlp_dim=cfg.transformer_mlp_dim,
+            attention_downsample_rate=cfg.attention_downsample_rate,
+        )
+        self.num_mask_tokens = cfg.num_multimask_outputs + 1
+        self.iou_token = nn.Embedding(1, width)
+        self.mask_tokens = nn.Embedding(self.num_mask_tokens, width)
+        if cfg.pred_obj_scores:
+            self.obj_score_token = nn.Embedding(1, width)
+
+        # (B, C, h, w) -> (B, C/8, 4h, 4w)
+        self.output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(width, width // 4, kernel_size=2, stride=2),
+            LayerNorm2d(width // 4),
+            nn.GELU(),
+            nn.ConvTranspose2d(width // 4, width // 8, kernel_size=2, stride=2),
+            nn.GELU(),
+        )
+        if cfg.use_high_res_features:
+            # applied by the model to the stride-4 and stride-8 backbone maps (see project_high_res)
+            self.conv_s0 = nn.Conv2d(width, width // 8, kernel_size=1)
+            self.conv_s1 = nn.Conv2d(width, width // 4, kernel_size=1)
+
+        self.output_hypernetworks_mlps = nn.ModuleList(
+            MLP(width, width, width // 8, 3) for _ in range(self.num_mask_tokens)
+        )
+        self.iou_prediction_head = MLP(
+            width, cfg.iou_head_hidden_dim, self.num_mask_tokens, cfg.iou_head_depth,
+            sigmoid_output=cfg.iou_prediction_use_sigmoid,
+        )
+        if cfg.pred_obj_scores:
+            self.pred_obj_score_head: nn.Module = (
+                MLP(width, width, 1, 3) if cfg.pred_obj_scores_mlp else nn.Linear(width, 1)
+            )
+
+    def project_high_res(self, feat_s0: Tensor, feat_s1: Tensor) -> tuple[Tensor, Tensor]:
+        """Project backbone maps (B, C, 4h, 4w) and (B, C, 2h, 2w) to C/8 and C/4 channels.
+
+        The model calls this once per image, before any decoder call.
+        """
+        if not self.cfg.use_high_res_features:
+            raise ConfigError(
+                "MaskDecoder.project_high_res: this decoder was built with use_high_res_features=False "
+                "and has no conv_s0/conv_s1; do not project high-res features for it"
+            )
+        return self.conv_s0(feat_s0), self.conv_s1(feat_s1)
+
+    def forward(
+        self,
+        *,
+        image_embeddings: Tensor,
+        image_pe: Tensor,
+        sparse_prompt_embeddings: Tensor,
+        dense_prompt_embeddings: Tensor,
+        multimask_output: bool,
+        repeat_image: bool,
+        high_res_features: tuple[Tensor, ...] | None = None,
+    ) -> DecoderOutput:
+        """Masks for B prompts.
+
+        image_embeddings: (B, C, h, w), or (1, C, h, w) shared by all prompts with
+        repeat_image=True; image_pe: (1, C, h, w); sparse_prompt_embeddings: (B, P, C);
+        dense_prompt_embeddings: (B, C, h, w); high_res_features: projected maps
+        (B or 1, C/8, 4h, 4w) and (B or 1, C/4, 2h, 2w), read only if the config uses them.
+        """
+        every = self._predict_all(
+            image_embeddings, image_pe=image_pe, sparse=sparse_prompt_embeddings,
+            dense=dense_prompt_embeddings, repeat_image=repeat_image, high_res_features=high_res_features,
+        )
+        logits, iou = every.mask_logits, every.iou  # (B, 1 + K, 4h, 4w), (B, 1 + K)
+        if multimask_output:
+            logits, iou = logits[:, 1:], iou[:, 1:]
+        elif self.cfg.dynamic_multimask_via_stability and not self.training:
+            logits, iou = self._stable_single_mask(logits, iou)
+        else:
+            logits, iou = logits[:, :1], iou[:, :1]
+
+        if multimask_output and self.cfg.use_multimask_token_for_obj_ptr:
+            tokens = every.mask_tokens[:, 1:]
+        else:
+            # the single-mask token even when several masks were asked for: tracking was
+            # trained on multi-click prompts, whose memories come from that token
+            tokens = every.mask_tokens[:, :1]
+        return DecoderOutput(mask_logits=logits, iou=iou, mask_tokens=tokens,
+                             obj_score_logits=every.obj_score_logits)
+
+    def _predict_all(
+        self,
+        image_embeddings: Tensor,
+        *,
+        image_pe: Tensor,
+        sparse: Tensor,
+        dense: Tensor,
+        repeat_image: bool,
+        high_res_features: tuple[Tensor, ...] | None,
+    ) -> DecoderOutput:
+        """Every candidate (single-mask first, then the K multimask ones), before selection.
+
+        The result's M is 1 + K in every field but obj_score_logits.
+        """
+        batch = sparse.shape[0]
+        # token order (fixed by the trained weights): [obj score], iou, mask tokens, prompts
+        learned = [self.iou_token.weight, self.mask_tokens.weight]
+        if self.cfg.pred_obj_scores:
+            learned.insert(0, self.obj_score_token.weight)
+        iou_at = 1 if self.cfg.pred_obj_scores else 0  # the mask tokens follow the iou token
+        output_tokens = torch.cat(learned).unsqueeze(0).expand(batch, -1, -1)
+        tokens = torch.cat([output_tokens, sparse], dim=1)  # (B, T, C)
+
+        if repeat_image:
+            image_embeddings = torch.repeat_interleave(image_embeddings, batch, dim=0)
+        elif image_embeddings.shape[0] != batch:
+            raise ValueError(
+                f"MaskDecoder: {image_embeddings.shape[0]} image embeddings for {batch} prompts; "
+                "pass one per prompt, or one image with repeat_image=True"
+            )
+        src = image_embeddings + dense  # (B, C, h, w)
+        b, c, h, w = src.shape
+
+        hs, keys = self.transformer(src, image_pe=image_pe, point_embedding=tokens)
+        iou_token_out = hs[:, iou_at]  # (B, C)
+        mask_tokens_out = hs[:, iou_at + 1 : iou_at + 1 + self.num_mask_tokens]  # (B, 1 + K, C)
+
+        # layout boundary: image tokens (B, L, C) back to a map (B, C, h, w)
+        src = keys.transpose(1, 2).reshape(b, c, h, w)
+        upscaled = self._upscale(src, high_res_features)  # (B, C/8, 4h, 4w)
+
+        hyper_in = torch.stack(
+            [mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
+        )  # (B, 1 + K, C/8)
+        _, c8, h4, w4 = upscaled.shape
+        mask_logits = (hyper_in @ upscaled.reshape(b, c8, h4 * w4)).reshape(b, -1, h4, w4)
+
+        iou = self.iou_prediction_head(iou_token_out)  # (B, 1 + K)
+        if self.cfg.pred_obj_scores:
+            obj_score_logits = self.pred_obj_score_head(hs[:, 0])  # (B, 1)
+        else:
+            # parity: without an object-score head the object is always present (sigmoid(10) ~ 1)
+            obj_score_logits = iou.new_full((b, 1), 10.0)
+        return DecoderOutput(mask_logits=mask_logits, iou=iou, mask_tokens=mask_tokens_out,
+                             obj_score_logits=obj_score_logits)
+
+    def _upscale(self, src: Tensor, high_res_features: tuple[Tensor, ...] | None) -> Tensor:
+        """(B, C, h, w) -> (B, C/8, 4h, 4w), adding the projected skips when configured."""
+        up1, norm, act1, up2, act2 = self.output_upscaling
+        if not self.cfg.use_high_res_features:
+            return act2(up2(act1(norm(up1(src)))))
+        if high_res_features is None:
+            raise ValueError(
+                "MaskDecoder: built with use_high_res_features=True but no high_res_features were given; "
+                "pass the two maps returned by project_high_res"
+            )
+        feat_s0, feat_s1 = high_res_features
+        x = act1(norm(up1(src) + feat_s1))  # (B, C/4, 2h, 2w)
+        return act2(up2(x) + feat_s0)
+
+    def _stable_single_mask(self, logits: Tensor, iou: Tensor) -> tuple[Tensor, Tensor]:
+        """Candidate 0 where its mask is stable, else the multimask candidate with the best IoU.
+
+        logits: (B, 1 + K, H, W), iou: (B, 1 + K) -> (B, 1, H, W), (B, 1).
+        """
+        rows = torch.arange(iou.shape[0], device=iou.device)
+        best = torch.argmax(iou[:, 1:], dim=-1) + 1  # (B,) index among all candidates
+        best_logits, best_iou = logits[rows, best].unsqueeze(1), iou[rows, best].unsqueeze(1)
+
+        single_logits, single_iou = logits[:, :1], iou[:, :1]
+        stable = stability_score(single_logits, delta=self.cfg.dynamic_multimask_stability_delta)
+        stable = stable >= self.cfg.dynamic_multimask_stability_thresh  # (B, 1)
+        return (
+            torch.where(stable[..., None, None], single_logits, best_logits),
+            torch.where(stable, single_iou, best_iou),
+        )
