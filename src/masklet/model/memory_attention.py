@@ -16,47 +16,10 @@ from torch import Tensor, nn
 
 from masklet.configs import MemoryAttentionConfig
 from masklet.model.rotary import apply_rope_qk, axial_rope_tables
+from masklet.model.transformer import Attention
 
 
-class _Attention(nn.Module):
-    """Multi-head attention whose projections may shrink the width (`downsample_rate`).
-
-    Keys and values may come in with another width (`kv_in_dim`).
-    """
-
-    def __init__(
-        self,
-        embedding_dim: int,
-        num_heads: int,
-        *,
-        downsample_rate: int = 1,
-        dropout: float = 0.0,
-        kv_in_dim: int | None = None,
-    ) -> None:
-        super().__init__()
-        internal_dim = embedding_dim // downsample_rate
-        if internal_dim % num_heads:
-            raise ValueError(f"{num_heads} heads do not divide the attention width {internal_dim}")
-        kv_in_dim = embedding_dim if kv_in_dim is None else kv_in_dim
-        self.num_heads = num_heads
-        self.head_dim = internal_dim // num_heads
-        self.dropout_p = dropout
-        self.q_proj = nn.Linear(embedding_dim, internal_dim)
-        self.k_proj = nn.Linear(kv_in_dim, internal_dim)
-        self.v_proj = nn.Linear(kv_in_dim, internal_dim)
-        self.out_proj = nn.Linear(internal_dim, embedding_dim)
-
-    def _split_heads(self, x: Tensor) -> Tensor:  # (B, L, C) -> (B, heads, L, C / heads)
-        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
-
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """Attention over heads already split; returns (B, Lq, embedding_dim)."""
-        dropout_p = self.dropout_p if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (B, heads, Lq, C / heads)
-        return self.out_proj(out.transpose(1, 2).flatten(2))
-
-
-class RoPEAttention(_Attention):
+class RoPEAttention(Attention):
     """Attention with 2D rotary position encoding of queries and keys.
 
     Queries are the tokens of one (square or `feat_sizes`) grid. With
@@ -79,6 +42,7 @@ class RoPEAttention(_Attention):
         super().__init__(
             embedding_dim, num_heads, downsample_rate=downsample_rate, dropout=dropout, kv_in_dim=kv_in_dim
         )
+        self.head_dim = self.internal_dim // num_heads
         self.rope_theta = rope_theta
         self.rope_k_repeat = rope_k_repeat
         self.feat_sizes = feat_sizes
@@ -109,9 +73,7 @@ class RoPEAttention(_Attention):
 
         The last `num_k_exclude_rope` keys are left unrotated (object pointers).
         """
-        q = self._split_heads(self.q_proj(q))  # (B, heads, Lq, head_dim)
-        k = self._split_heads(self.k_proj(k))  # (B, heads, Lk, head_dim)
-        v = self._split_heads(self.v_proj(v))
+        q, k, v = self.project_heads(q, k, v)  # (B, heads, L, head_dim)
 
         cos, sin = self._rope_tables(q.shape[-2], q.device)
         num_k_rope = k.shape[-2] - num_k_exclude_rope
@@ -120,7 +82,7 @@ class RoPEAttention(_Attention):
             k = torch.cat([k_rope, k[:, :, num_k_rope:]], dim=-2)
         else:
             k = k_rope
-        return self._attend(q, k, v)
+        return self.attend_heads(q, k, v)
 
 
 class MemoryAttentionLayer(nn.Module):
