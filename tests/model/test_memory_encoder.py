@@ -29,6 +29,13 @@ def encoder() -> MemoryEncoder:
     m = MemoryEncoder(TINY).eval()
     shapes = {"memory_encoder." + k: tuple(v.shape) for k, v in m.state_dict().items()}
     sd = sw.seeded_state_dict(shapes, sw.PARITY_SEED)
+    with np.load(DATA / "memory_modules.npz") as f:
+        recorded = str(f["enc.weights_digest"])
+    if sw.state_dict_digest(sd) != recorded:
+        pytest.fail(
+            "the seeded weight rule changed since memory_modules.npz was recorded; "
+            "regenerate it with /work/refenv/bin/python tools/parity/memory_fixtures.py"
+        )
     m.load_state_dict({k.removeprefix("memory_encoder."): v for k, v in sd.items()}, strict=True)
     return m
 

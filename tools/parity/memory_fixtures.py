@@ -13,6 +13,7 @@ seeded_weights (seed PARITY_SEED) from the names the full model uses ("memory_at
     enc.<case>.{pix_feat, masks}     (B, 32, h, w), (B, 1, 16h, 16w)
     enc.<case>.skip_mask_sigmoid     ()          bool
     enc.<case>.{features, pos}       (B, 16, h, w)
+    {attn, enc}.weights_digest       ()          str: seeded_weights.state_dict_digest of the weights used
 
 Memory attention: d_model 32, 2 heads, 2 layers, feed-forward 64, memory width 16, RoPE grid 8x8.
 Memory encoder: in_dim 32, out_dim 16, total stride 16, two ConvNeXt blocks.
@@ -50,10 +51,12 @@ ATTN_CASES = {
 ENC_CASES = {"logits_b2": (2, 4, 4, False), "binary": (1, 8, 8, True), "wide": (1, 4, 6, False)}
 
 
-def _seeded(module: torch.nn.Module, prefix: str) -> None:
+def _seeded(module: torch.nn.Module, prefix: str) -> str:
+    """Load the seeded weights; returns their digest (the tests check it before comparing outputs)."""
     shapes = {prefix + k: tuple(v.shape) for k, v in module.state_dict().items()}
     sd = sw.seeded_state_dict(shapes, sw.PARITY_SEED)
     module.load_state_dict({k[len(prefix) :]: v for k, v in sd.items()}, strict=True)
+    return sw.state_dict_digest(sd)
 
 
 def _official_attention() -> MemoryAttention:
@@ -80,7 +83,6 @@ def _official_attention() -> MemoryAttention:
         self_attention=rope(),
     )
     model = MemoryAttention(d_model=D_MODEL, pos_enc_at_input=True, layer=layer, num_layers=LAYERS)
-    _seeded(model, "memory_attention.")
     return model.eval()
 
 
@@ -96,7 +98,6 @@ def _official_encoder() -> MemoryEncoder:
         position_encoding=PositionEmbeddingSine(num_pos_feats=MEM_DIM),
         in_dim=D_MODEL,
     )
-    _seeded(model, "memory_encoder.")
     return model.eval()
 
 
@@ -104,6 +105,7 @@ def main() -> None:
     torch.manual_seed(0)
     arrays: dict[str, np.ndarray] = {}
     attn = _official_attention()
+    arrays["attn.weights_digest"] = np.array(_seeded(attn, "memory_attention."))
     for name, (b, side, frames, ptrs, bf16) in ATTN_CASES.items():
         length, mem_len = side * side, frames * side * side + ptrs
         curr, curr_pos = torch.randn(b, length, D_MODEL), torch.randn(b, length, D_MODEL)
@@ -138,6 +140,7 @@ def main() -> None:
         arrays[f"attn.{name}.num_obj_ptr_tokens"] = np.array(ptrs, dtype=np.int64)
 
     enc = _official_encoder()
+    arrays["enc.weights_digest"] = np.array(_seeded(enc, "memory_encoder."))
     for name, (b, h, w, skip) in ENC_CASES.items():
         pix_feat = torch.randn(b, D_MODEL, h, w)
         masks = 4 * torch.randn(b, 1, 16 * h, 16 * w)
