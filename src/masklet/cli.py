@@ -64,7 +64,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for entry in list_checkpoints(cache_dir=args.cache_dir):
         info = entry.info
         size = f"{info.size_bytes / 2**20:.0f} MiB" if info.size_bytes else "?"
-        rows.append((info.config_name, size, str(entry.path) if entry.path else "no", info.url))
+        rows.append((info.config_name, size, str(entry.path) if entry.cached else "no", info.url))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])

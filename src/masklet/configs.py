@@ -55,7 +55,10 @@ class HieraConfig:
     @property
     def stage_channels(self) -> tuple[int, ...]:
         """Channels of each stage's output, highest resolution first (the neck reads this)."""
-        return tuple(int(self.embed_dim * self.dim_mul**i) for i in range(len(self.stages)))
+        channels = [self.embed_dim]
+        for _ in self.stages[1:]:
+            channels.append(int(channels[-1] * self.dim_mul))  # rounded stage by stage, as upstream
+        return tuple(channels)
 
     @property
     def stage_ends(self) -> tuple[int, ...]:
