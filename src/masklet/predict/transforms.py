@@ -50,7 +50,7 @@ def preprocess_image(
     parity: the official image predictor scales to [0, 1] first, then resizes the
     float tensor (bilinear, antialiased), then normalises.
     """
-    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255.0)
+    pixels = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div(255.0)
     pixels = F.interpolate(pixels[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
     return _normalise(pixels, mean, std)
 

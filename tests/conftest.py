@@ -1,0 +1,29 @@
+"""Shared test fixtures: small random-weight models and paths to committed test data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+# the seeded weight rule shared with the fixture scripts (torch only)
+sys.path.insert(0, str(REPO / "tools" / "parity"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def small_model():
+    """sam2.1 tiny at 128-px input with random weights: real architecture, fast."""
+    import torch
+
+    from masklet.build import build_sam2
+
+    torch.manual_seed(0)
+    return build_sam2("sam2.1_hiera_t", image_size=128)

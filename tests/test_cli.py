@@ -1,0 +1,127 @@
+"""The image commands end to end, with a random-weight checkpoint in the official layout."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from masklet.cli import main
+
+IMAGE_SIZE = ["--image-size", "256"]  # the checkpoint is full-size; a smaller input keeps the test fast
+
+
+@pytest.fixture(scope="module")
+def truck(tmp_path_factory, data_dir) -> Path:
+    # a 300x200 copy of the truck picture keeps decoding and upsampling cheap
+    path = tmp_path_factory.mktemp("img") / "truck.jpg"
+    Image.open(data_dir / "images" / "truck.jpg").convert("RGB").resize((300, 200)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from masklet.build import build_sam2
+
+    torch.manual_seed(3)
+    model = build_sam2("sam2.1_hiera_t")
+    path = tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": model.state_dict()}, path)
+    return path
+
+
+def test_segment_writes_mask_and_overlay(tmp_path, truck, tiny_checkpoint, capsys):
+    out, overlay = tmp_path / "mask.png", tmp_path / "overlay.png"
+    code = main(["segment", str(truck), "--point", "150,120", "--point", "40,40,0", "--box", "100,80,220,180",
+                 "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--overlay", str(overlay), *IMAGE_SIZE])
+    assert code == 0
+    mask = np.asarray(Image.open(out))
+    assert mask.shape == (200, 300) and set(np.unique(mask)) <= {0, 255}
+    assert Image.open(overlay).size == (300, 200)
+    assert "predicted IoU" in capsys.readouterr().out
+
+
+def test_auto_writes_rle_json(tmp_path, truck, tiny_checkpoint):
+    out = tmp_path / "masks.json"
+    code = main(["auto", str(truck), "--out", str(out), "--points-per-side", "4", "--pred-iou-thresh", "0",
+                 "--stability-score-thresh", "0", "--checkpoint", str(tiny_checkpoint), *IMAGE_SIZE])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    assert payload["height"] == 200 and payload["masks"]
+    first = payload["masks"][0]
+    assert first["segmentation"]["size"] == [200, 300] and isinstance(first["segmentation"]["counts"], str)
+
+
+def test_models_lists_all_eight(capsys, tmp_path):
+    assert main(["models", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("dl.fbaipublicfiles.com") == 8 and "sam2.1_hiera_b+" in out
+
+
+def _run_error(args: list[str], capsys) -> str:
+    assert main(args) == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--point", "900,10"], "outside the 300x200 image"),
+        (["--box", "100,100,100,150"], "empty or inverted"),
+        (["--box", "200,100,100,150"], "empty or inverted"),
+    ],
+)
+def test_bad_prompts_fail_clearly(tmp_path, truck, extra, message, capsys):
+    err = _run_error(["segment", str(truck), *extra, "--out", str(tmp_path / "m.png"), *IMAGE_SIZE], capsys)
+    assert message in err
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_no_prompt_fails(tmp_path, truck, capsys):
+    assert "at least one --point" in _run_error(["segment", str(truck), "--out", str(tmp_path / "m.png")], capsys)
+
+
+def test_missing_and_corrupt_images(tmp_path, capsys):
+    err = _run_error(["segment", str(tmp_path / "nope.jpg"), "--point", "1,1", "--out", str(tmp_path / "m.png")], capsys)
+    assert "does not exist" in err
+    corrupt = tmp_path / "bad.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    err = _run_error(["segment", str(corrupt), "--point", "1,1", "--out", str(tmp_path / "m.png")], capsys)
+    assert "cannot read image" in err and "bad.jpg" in err
+
+
+def test_checkpoint_of_another_size(tmp_path, truck, tiny_checkpoint, capsys):
+    err = _run_error(["segment", str(truck), "--point", "10,10", "--model", "sam2.1_hiera_s",
+                      "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "m.png"), *IMAGE_SIZE], capsys)
+    assert "does not fit sam2.1_hiera_s" in err and "sam2.1_hiera_t" in err
+
+
+def test_truncated_checkpoint(tmp_path, truck, tiny_checkpoint, capsys):
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(tiny_checkpoint.read_bytes()[: 1_000_000])
+    err = _run_error(["segment", str(truck), "--point", "10,10", "--checkpoint", str(cut),
+                      "--out", str(tmp_path / "m.png"), *IMAGE_SIZE], capsys)
+    assert "cut.pt" in err
+
+
+def test_download_without_network(tmp_path, monkeypatch, capsys):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    err = _run_error(["download", "sam2.1_hiera_t", "--cache-dir", str(tmp_path)], capsys)
+    assert "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_tiny.pt" in err
+    assert str(tmp_path / "sam2.1_hiera_tiny.pt") in err
+    assert not list(tmp_path.iterdir())  # nothing that looks like a checkpoint is left behind
+
+
+def test_bad_arguments_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["segment", "x.jpg", "--point", "1,2,3,4", "--out", "m.png"])
+    assert exc.value.code == 2
+    assert "--point needs 2 or 3 numbers" in capsys.readouterr().err

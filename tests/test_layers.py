@@ -1,0 +1,64 @@
+"""The layer rules of DESIGN.md, checked on the source: imports only go down the stack."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "masklet"
+
+# layer -> masklet subpackages it may import (besides itself)
+ALLOWED = {
+    "model": {"configs", "errors", "model"},
+    "io": {"errors", "io"},
+    "predict": {"configs", "errors", "model", "io", "predict", "checkpoints", "build"},
+    "eval": {"configs", "errors", "model", "io", "predict", "eval"},
+}
+MODEL_STDLIB_OK = {"__future__", "dataclasses", "math", "typing", "functools", "itertools", "collections", "enum",
+                   "warnings", "logging", "torch"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_layers_import_only_downwards():
+    problems = []
+    for layer, allowed in ALLOWED.items():
+        for path in (SRC / layer).rglob("*.py"):
+            for name in _imports(path):
+                if name.startswith("masklet."):
+                    target = name.split(".")[1]
+                    if target not in allowed:
+                        problems.append(f"{path.relative_to(SRC)} imports {name}")
+    assert not problems, problems
+
+
+def test_model_does_no_io():
+    problems = []
+    for path in (SRC / "model").rglob("*.py"):
+        for name in _imports(path):
+            root = name.split(".")[0]
+            if root != "masklet" and root not in MODEL_STDLIB_OK:
+                problems.append(f"{path.name} imports {name}")
+    assert not problems, problems
+
+
+def test_model_files_stay_small():
+    too_long = {p.name: n for p in (SRC / "model").glob("*.py") if (n := len(p.read_text().splitlines())) > 420}
+    assert not too_long, too_long
+
+
+def test_import_masklet_is_cheap():
+    code = "import sys, masklet; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
