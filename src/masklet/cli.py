@@ -7,8 +7,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from masklet.errors import MaskletError
 
@@ -67,7 +68,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         rows.append((info.config_name, size, str(entry.path) if entry.cached else "no", info.url))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3])
     return 0
 
 
@@ -147,12 +148,10 @@ def cmd_auto(args: argparse.Namespace) -> int:
     os.replace(tmp, out)
     print(f"{len(records)} masks -> {out} [{elapsed:.1f} s]")
     if args.overlay:
-        from pycocotools import mask as coco_mask
+        from masklet.io.masks import decode_rle
 
         ordered = sorted(records, key=lambda r: r.area, reverse=True)
-        masks = {i + 1: coco_mask.decode({"size": r.segmentation["size"],
-                                          "counts": r.segmentation["counts"].encode()}).astype(bool)
-                 for i, r in enumerate(ordered)}
+        masks = {i + 1: decode_rle(r.segmentation) for i, r in enumerate(ordered)}
         save_image(overlay_masks(image, masks) if masks else np.asarray(image), args.overlay)
         print(f"overlay -> {args.overlay}")
     return 0

@@ -9,9 +9,10 @@ binarised memory masks, hole filling) is a visible field here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from masklet.errors import ConfigError
 

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from masklet.configs import SAM2Config
+from masklet.configs import SAM2Config, TrackingConfig
 from masklet.model.common import MLP
 from masklet.model.mask_decoder import DecoderOutput, MaskDecoder
+from masklet.model import tracking
 from masklet.model.memory_attention import MemoryAttention
+from masklet.model.memory_conditioning import MemoryInputs
 from masklet.model.memory_encoder import MemoryEncoder
 from masklet.model.neck import ImageEncoder
 from masklet.model.prompt_encoder import PromptEncoder
@@ -143,4 +145,40 @@ class SAM2Model(nn.Module):
             multimask_output=multimask_output,
             repeat_image=repeat_image,
             high_res_features=high_res_features if self.config.mask_decoder.use_high_res_features else None,
+        )
+
+    def track(
+        self,
+        features: ImageFeatures,
+        *,
+        memory: MemoryInputs | None,
+        num_objects: int = 1,
+        point_coords: Tensor | None = None,
+        point_labels: Tensor | None = None,
+        mask: Tensor | None = None,
+        prev_logits: Tensor | None = None,
+        config: TrackingConfig | None = None,
+    ) -> tracking.StepOutput:
+        """One tracking step for N objects on one frame (see `masklet.model.tracking.track_step`).
+
+        `config` replaces the model's tracking switches (a session's inference settings).
+        """
+        return tracking.track_step(
+            self, config or self.config.tracking, features, memory=memory, num_objects=num_objects,
+            point_coords=point_coords, point_labels=point_labels, mask=mask, prev_logits=prev_logits,
+        )
+
+    def encode_memory(
+        self,
+        features: ImageFeatures,
+        high_res_logits: Tensor,
+        obj_score_logits: Tensor,
+        *,
+        from_points: bool,
+        config: TrackingConfig | None = None,
+    ) -> Tensor:
+        """New spatial memories (N, Cm, h, w), bfloat16, from (N, 1, S, S) mask logits."""
+        return tracking.encode_memory(
+            self, config or self.config.tracking, features, high_res_logits, obj_score_logits,
+            from_points=from_points,
         )

@@ -8,15 +8,15 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pycocotools import mask as coco_mask
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from masklet.errors import ConfigError
+from masklet.io.masks import decode_rle, encode_rles, rle_area
 from masklet.model.sam2 import SAM2Model
 from masklet.predict import mask_ops
 from masklet.predict.image import ImagePredictor
-from masklet.predict.transforms import as_rgb_array, coords_to_model, upsample_logits
+from masklet.predict.transforms import as_rgb_array, coords_to_model
 
 OutputMode = Literal["binary_mask", "coco_rle"]
 
@@ -111,7 +111,10 @@ class AutomaticMaskGenerator:
         assert point_grids is not None
         if len(point_grids) < crop_n_layers + 1:
             raise ConfigError(f"{crop_n_layers} crop layers need {crop_n_layers + 1} point grids, got {len(point_grids)}")
-        self.predictor = ImagePredictor(model, mask_threshold=mask_threshold)
+        self.predictor = ImagePredictor(
+            model, mask_threshold=mask_threshold,
+            max_hole_area=min_mask_region_area, max_sprinkle_area=min_mask_region_area,
+        )
         self.point_grids = point_grids
         self.points_per_batch = points_per_batch
         self.pred_iou_thresh = pred_iou_thresh
@@ -144,13 +147,12 @@ class AutomaticMaskGenerator:
 
     def _record(self, found: _Candidates, i: int) -> GeneratedMask:
         rle = found.rles[i]
-        segmentation = rle if self.output_mode == "coco_rle" else coco_mask.decode(
-            {"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
+        segmentation = rle if self.output_mode == "coco_rle" else decode_rle(rle)
         x0, y0, x1, y1 = found.boxes[i].float().tolist()
         cx0, cy0, cx1, cy1 = found.crop_boxes[i].float().tolist()
         return GeneratedMask(
             segmentation=segmentation,
-            area=int(coco_mask.area({"size": rle["size"], "counts": rle["counts"].encode()})),
+            area=rle_area(rle),
             bbox=[x0, y0, x1 - x0, y1 - y0],
             predicted_iou=float(found.iou_preds[i]),
             point_coords=[found.points[i].float().tolist()],
@@ -186,20 +188,13 @@ class AutomaticMaskGenerator:
         points = torch.as_tensor(points_np, dtype=torch.float32)
         coords = coords_to_model(points, crop_hw, model.config.image_size)[:, None, :].to(model.device)
         labels = torch.ones(coords.shape[0], 1, dtype=torch.int32, device=model.device)
-        features = self.predictor._features
-        assert features is not None and self.predictor._image_embed is not None
-        out = model.predict_masks(
-            self.predictor._image_embed, features.high_res_features,
-            point_coords=coords, point_labels=labels,
-            multimask_output=self.multimask_output, repeat_image=coords.shape[0] > 1,
+        logits, iou, _ = self.predictor.predict_tensors(
+            point_coords=coords, point_labels=labels, multimask_output=self.multimask_output
         )
-        low_res = mask_ops.fill_holes_and_sprinkles(
-            out.mask_logits, threshold=self.mask_threshold,
-            max_hole_area=self.min_mask_region_area, max_sprinkle_area=self.min_mask_region_area,
-        )
-        logits = upsample_logits(low_res, crop_hw).flatten(0, 1).cpu()  # (B*M, h, w)
-        iou_preds = out.iou.flatten(0, 1).float().cpu()
-        pts = points.repeat_interleave(out.mask_logits.shape[1], dim=0)
+        num_candidates = logits.shape[1]
+        logits = logits.flatten(0, 1).cpu()  # (B*M, h, w)
+        iou_preds = iou.flatten(0, 1).float().cpu()
+        pts = points.repeat_interleave(num_candidates, dim=0)
         keep = torch.ones(len(iou_preds), dtype=torch.bool)
         if self.pred_iou_thresh > 0.0:
             keep &= iou_preds > self.pred_iou_thresh
@@ -216,12 +211,8 @@ class AutomaticMaskGenerator:
             masks[inside], boxes[inside], iou_preds[inside], pts[inside], stability[inside])
         masks = mask_ops.pad_to_image(masks, crop_box, image_hw)
         return _Candidates(
-            rles=[_encode(m) for m in masks.numpy()],
+            rles=encode_rles(masks.numpy()),
             boxes=boxes, iou_preds=iou_preds, stability=stability.float(), points=pts,
             crop_boxes=torch.zeros(len(boxes), 4),
         )
 
-
-def _encode(mask: np.ndarray) -> dict[str, Any]:
-    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,6 +12,7 @@ from torch import Tensor
 
 from masklet.errors import PromptError, SessionError
 from masklet.model.sam2 import ImageFeatures, SAM2Model
+from masklet.predict.mask_ops import fill_holes_and_sprinkles
 from masklet.predict.transforms import as_rgb_array, coords_to_model, preprocess_image, upsample_logits
 
 LOW_RES_LOGIT_CLAMP = 32.0  # parity: the official predictor clamps returned low-res logits
@@ -38,9 +40,15 @@ class ImagePredictor:
     original size, low-res logits at 4x the embedding size (256 x 256 at 1024 input).
     """
 
-    def __init__(self, model: SAM2Model, *, mask_threshold: float = 0.0) -> None:
+    def __init__(
+        self, model: SAM2Model, *, mask_threshold: float = 0.0, max_hole_area: float = 0.0,
+        max_sprinkle_area: float = 0.0,
+    ) -> None:
         self.model = model
         self.mask_threshold = mask_threshold
+        # holes / specks up to this many low-res pixels are filled / removed before upsampling
+        self.max_hole_area = max_hole_area
+        self.max_sprinkle_area = max_sprinkle_area
         self._features: ImageFeatures | None = None
         self._image_embed: Tensor | None = None  # (B, C, h, w) with the no-memory embedding
         self._orig_hw: list[tuple[int, int]] = []
@@ -136,34 +144,60 @@ class ImagePredictor:
             self._predict_one(i, *(v[i] for v in per_image), multimask_output, return_logits, normalize_coords)
             for i in range(num)
         ]
-        masks, scores, low_res = zip(*results)
+        masks, scores, low_res = zip(*results, strict=True)
         return list(masks), list(scores), list(low_res)
 
     def _predict_one(
         self, index: int, point_coords: Any, point_labels: Any, box: Any, mask_input: Any,
         multimask_output: bool, return_logits: bool, normalize_coords: bool,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        assert self._features is not None and self._image_embed is not None
-        orig_hw = self._orig_hw[index]
-        prompt = self._prepare_prompt(point_coords, point_labels, box, mask_input, orig_hw, normalize_coords)
-        features = self._features.select(index)
-        out = self.model.predict_masks(
-            self._image_embed[index : index + 1],
-            features.high_res_features,
-            point_coords=prompt.coords,
-            point_labels=prompt.labels,
-            mask_input=prompt.mask_input,
-            multimask_output=multimask_output,
-            repeat_image=prompt.coords is not None and prompt.coords.shape[0] > 1,
+        prompt = self._prepare_prompt(
+            point_coords, point_labels, box, mask_input, self._orig_hw[index], normalize_coords
         )
-        logits = upsample_logits(out.mask_logits, orig_hw)  # (B, M, H, W)
+        logits, iou, low_res = self.predict_tensors(
+            point_coords=prompt.coords, point_labels=prompt.labels, mask_input=prompt.mask_input,
+            multimask_output=multimask_output, index=index,
+        )
         masks = logits if return_logits else logits > self.mask_threshold
-        low_res = out.mask_logits.clamp(-LOW_RES_LOGIT_CLAMP, LOW_RES_LOGIT_CLAMP)
         results = [t.cpu().numpy() if t.dtype == torch.bool else t.float().cpu().numpy()
-                   for t in (masks, out.iou, low_res)]
+                   for t in (masks, iou, low_res)]
         if prompt.batch == 1:  # parity: a single prompt set loses its batch dimension
             results = [r[0] for r in results]
         return results[0], results[1], results[2]
+
+    def predict_tensors(
+        self,
+        *,
+        point_coords: Tensor | None,
+        point_labels: Tensor | None,
+        mask_input: Tensor | None = None,
+        multimask_output: bool = True,
+        index: int = 0,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The tensor core of `predict`, prompts already in model-input pixels.
+
+        point_coords: (B, P, 2), boxes as leading corner points labelled 2 and 3;
+        point_labels: (B, P). Returns logits (B, M, H, W) at the original size,
+        IoU predictions (B, M) and clamped low-res logits (B, M, 4h, 4w).
+        """
+        if self._features is None or self._image_embed is None:
+            raise SessionError("no image is set: call set_image(...) first")
+        out = self.model.predict_masks(
+            self._image_embed[index : index + 1],
+            self._features.select(index).high_res_features,
+            point_coords=point_coords,
+            point_labels=point_labels,
+            mask_input=mask_input,
+            multimask_output=multimask_output,
+            repeat_image=point_coords is not None and point_coords.shape[0] > 1,
+        )
+        cleaned = fill_holes_and_sprinkles(
+            out.mask_logits, threshold=self.mask_threshold,
+            max_hole_area=self.max_hole_area, max_sprinkle_area=self.max_sprinkle_area,
+        )
+        logits = upsample_logits(cleaned, self._orig_hw[index])  # (B, M, H, W)
+        low_res = out.mask_logits.clamp(-LOW_RES_LOGIT_CLAMP, LOW_RES_LOGIT_CLAMP)
+        return logits, out.iou, low_res
 
     def _prepare_prompt(
         self, point_coords: Any, point_labels: Any, box: Any, mask_input: Any,
