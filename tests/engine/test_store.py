@@ -22,9 +22,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
+from masklet.engine.schema import Base
 from masklet.engine.store import (
     MIGRATIONS_DIR,
-    Base,
     DuplicateError,
     InvalidEditError,
     StaleWriteError,

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from masklet.engine.store import Base
+from masklet.engine.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

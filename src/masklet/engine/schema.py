@@ -1,0 +1,154 @@
+"""The annotation store's tables as SQLAlchemy 2 declarative rows, and the values their columns allow.
+
+Alembic owns the database schema: `migrations/env.py` compares revisions against `Base.metadata`,
+and a test checks that the migrated database equals these models. Timestamps are stored in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+MASKLET_TYPES = ("manual", "auto")
+STATUSES = ("draft", "in_review", "accepted", "rejected")
+MASK_SOURCES = ("manual", "click_model", "propagated", "auto")
+PROMPT_KINDS = ("click", "box", "mask")
+
+
+def as_utc(value: datetime) -> datetime:
+    """`value` as a timezone-aware UTC time; a naive one is taken to be UTC already."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VideoRow(Base):
+    __tablename__ = "videos"
+    __table_args__ = (
+        UniqueConstraint("project_id", "content_hash"),
+        CheckConstraint("fps > 0 AND width > 0 AND height > 0 AND frame_count > 0", name="positive"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    fps: Mapped[float] = mapped_column(Float)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    frame_count: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MaskletRow(Base):
+    __tablename__ = "masklets"
+    __table_args__ = (
+        UniqueConstraint("video_id", "obj_id"),
+        CheckConstraint(_in("type", MASKLET_TYPES), name="type"),
+        CheckConstraint(_in("status", STATUSES), name="status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id"), index=True)
+    obj_id: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str | None] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[str] = mapped_column(Text)  # JSON object, e.g. an auto masklet's stability score
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FrameMaskRow(Base):
+    __tablename__ = "frame_masks"
+    __table_args__ = (
+        CheckConstraint("frame >= 0", name="frame"),
+        CheckConstraint(_in("source", MASK_SOURCES), name="source"),
+    )
+    masklet_id: Mapped[int] = mapped_column(ForeignKey("masklets.id"), primary_key=True)
+    frame: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rle: Mapped[str] = mapped_column(Text)  # COCO RLE as JSON: {"size": [h, w], "counts": str}
+    source: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PromptRow(Base):
+    __tablename__ = "prompts"
+    __table_args__ = (CheckConstraint(_in("kind", PROMPT_KINDS), name="kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    masklet_id: Mapped[int] = mapped_column(ForeignKey("masklets.id"), index=True)
+    frame: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[str] = mapped_column(Text)  # JSON object
+    by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    by: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), index=True)
+    video_id: Mapped[int | None] = mapped_column(ForeignKey("videos.id"), index=True)
+    masklet_id: Mapped[int | None] = mapped_column(ForeignKey("masklets.id"), index=True)
+    frame: Mapped[int | None] = mapped_column(Integer)
+    phase: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float | None] = mapped_column(Float)  # annotator time this action took
+    payload: Mapped[str] = mapped_column(Text)  # JSON object
