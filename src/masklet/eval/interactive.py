@@ -32,7 +32,7 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from masklet.eval.metrics import MaskLike, ObjectScores, evaluate_object
-from masklet.io.masks import RleMask, decode_rle
+from masklet.io.masks import RleMask, rle_iou, validate_rle
 
 log = logging.getLogger(__name__)
 
@@ -220,16 +220,16 @@ class _Object:
 
     def __init__(self, session: SessionLike, obj_id: int, gt: Mapping[int, MaskLike]) -> None:
         self.session, self.obj_id = session, obj_id
-        self.gt = {f: _as_mask(m) for f, m in sorted(gt.items())}  # frame -> (H, W) bool
+        self.gt = {f: _as_rle(m) for f, m in sorted(gt.items())}  # RLE keeps long videos small
         if not self.gt:
             raise ValueError(f"object {obj_id} has no ground-truth frames")
-        self.size = next(iter(self.gt.values())).shape
+        self.size = next(iter(self.gt.values())).size  # (H, W)
         self.pred: dict[int, RleMask] = {}  # frame -> prediction, gt frames only
         self.steps: list[ClickStep] = []
 
     @property
     def first_visible(self) -> int | None:
-        return next((f for f, m in self.gt.items() if m.any()), None)
+        return next((f for f, m in self.gt.items() if not m.is_empty), None)
 
     def pred_mask(self, frame: int) -> np.ndarray:
         rle = self.pred.get(frame)
@@ -241,9 +241,8 @@ class _Object:
         return {f: self.pred.get(f, empty) for f in self.gt}
 
     def iou(self, frame: int) -> float:
-        pred, gt = self.pred_mask(frame), self.gt[frame]
-        union = np.count_nonzero(pred | gt)
-        return 1.0 if union == 0 else np.count_nonzero(pred & gt) / union
+        pred = self.pred.get(frame, RleMask.empty(*self.size))
+        return rle_iou(pred, self.gt[frame], both_empty=1.0)
 
     def record(self, frame: int, obj_ids: Sequence[int], logits: Any) -> np.ndarray:
         ids = [int(i) for i in obj_ids]
@@ -258,7 +257,7 @@ class _Object:
         """Up to `count` error-centre clicks on `frame`, each refining the last; returns clicks given."""
         mask, given = self.pred_mask(frame), 0
         for _ in range(count):
-            click = error_click(mask, self.gt[frame])
+            click = error_click(mask, self.gt[frame].decode())
             if click is None:
                 break
             obj_ids, logits = self.session.add_prompt(
@@ -282,8 +281,8 @@ class _Object:
         return s.j_mean, s.f_mean, s.jf
 
 
-def _as_mask(mask: MaskLike) -> np.ndarray:
-    return np.asarray(mask, dtype=bool) if isinstance(mask, np.ndarray) else decode_rle(mask)
+def _as_rle(mask: MaskLike) -> RleMask:
+    return RleMask.from_mask(mask) if isinstance(mask, np.ndarray) else validate_rle(mask)
 
 
 def _to_numpy(logits: Any) -> np.ndarray:
@@ -426,7 +425,7 @@ def run_first_frame(
     for obj in _objects(session, gt):
         frame = obj.first_visible
         assert frame is not None
-        target = obj.gt[frame]
+        target = obj.gt[frame].decode()
         if prompt.endswith("-click"):
             obj.click(frame, int(prompt.split("-")[0]), 1)
         elif prompt == "box":
