@@ -194,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-mask-region-area", type=int, default=0)
     _add_model_args(p)
     p.set_defaults(func=cmd_auto)
+
+    from masklet.cli_engine import add_engine_commands
+
+    add_engine_commands(sub)
     return parser
 
 
