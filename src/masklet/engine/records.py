@@ -34,6 +34,7 @@ class Video:
     height: int
     frame_count: int
     content_hash: str
+    meta: Mapping[str, Any]
     created_at: datetime
 
 
@@ -109,7 +110,7 @@ def as_project(row: ProjectRow) -> Project:
 
 
 def as_video(row: VideoRow) -> Video:
-    return _copy(Video, row)
+    return _copy(Video, row, meta=_read_only(row.meta))
 
 
 def as_masklet(row: MaskletRow) -> Masklet:

@@ -91,6 +91,9 @@ class VideoRow(Base):
     height: Mapped[int] = mapped_column(Integer)
     frame_count: Mapped[int] = mapped_column(Integer)
     content_hash: Mapped[str] = mapped_column(String(128))
+    # JSON object, e.g. the SA-V video fields of an imported file under "sav"; the server default
+    # fills rows written before revision 0002 (and raw inserts that leave it out)
+    meta: Mapped[str] = mapped_column(Text, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -7,8 +7,9 @@ stale one raises `StaleWriteError`. A masklet's version also moves when any of i
 frame masks changes, so a review decision refers to exactly the masks the reviewer saw.
 Effort accounting reads the events' `action`, `phase`, `frame` and `duration_s`; other
 measures (clicks, the tool used) go into the payload, e.g. `{"clicks": 3}`. The store's own
-actions: project.create, video.add, masklet.create, masklet.status {from, to, reason},
-mask.put {source, version}, mask.delete {version}, prompt.add {kind, prompt_id, clicks}.
+actions: project.create, video.add {path, meta if given}, video.meta {meta, merge},
+masklet.create, masklet.status {from, to, reason}, mask.put {source, version},
+mask.delete {version}, prompt.add {kind, prompt_id, clicks}.
 
 Here: opening the database, migrating it, and transactions. The tables are in `schema.py`,
 the returned records in `records.py`, the checks and errors in `store_checks.py`, and the

@@ -15,7 +15,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# Timestamps are UTC; masklet.engine.store.UTCDateTime adds the zone back on SQLite.
+# Timestamps are UTC; masklet.engine.schema.UTCDateTime adds the zone back on SQLite.
 TIMESTAMP = sa.DateTime(timezone=True)
 
 
