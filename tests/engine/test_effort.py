@@ -114,3 +114,13 @@ def test_empty_log_and_undefined_ratios(store: Store, video: Video) -> None:
     assert rendered[5].split()[-1] == "-" and rendered[6].split()[-1] == "-"  # clicks, alignment
     with pytest.raises(MaskletError, match="time is logged as one of"):
         log_time(store, "coffee", 5.0, by="ann", phase=2)
+
+
+def test_time_logged_on_the_edits_themselves_counts_once(store: Store, video: Video) -> None:
+    m = store.create_masklet(video.id, by="ann", phase=2)
+    store.add_prompt(m.id, 0, "click", {"points": [[1, 1]], "labels": [1]}, by="ann", phase=2, duration_s=1.5)
+    store.put_frame_mask(m.id, 0, rows(video, 0, 2), source="click_model", by="ann", phase=2, duration_s=2.0)
+    masks = {f: rows(video, 0, 2) for f in (1, 2, 3)}
+    store.put_frame_masks(m.id, masks, source="propagated", by="ann", phase=2, duration_s=4.5)
+    (two,) = effort_table(store, video_id=video.id).phases
+    assert two.seconds == pytest.approx(8.0) and two.time_per_frame_s == pytest.approx(8.0 / 4)

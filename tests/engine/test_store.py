@@ -410,6 +410,29 @@ def test_event_log_fills_references_and_filters(store: Store, video: Video) -> N
         store.log_event("x", by="ann", duration_s=-1.0)
 
 
+def test_annotator_time_rides_on_prompt_and_mask_events(store: Store, video: Video) -> None:
+    m = store.create_masklet(video.id, by="ann")
+    store.add_prompt(m.id, 2, "click", {"points": [[1, 2]], "labels": [1]}, by="ann", phase=1,
+                     duration_s=np.float32(2.5))  # fmt: skip
+    store.add_prompt(m.id, 2, "box", {"box": [0, 0, 4, 5]}, by="ann", phase=1)
+    store.put_frame_mask(m.id, 2, rle_of(box_mask(0, 0, 2, 2)), source="click_model", by="ann", duration_s=4)
+    # a batch's time is logged once, on its first (lowest) frame
+    masks = {f: rle_of(box_mask(0, 0, 3, 3)) for f in (7, 5, 6)}
+    store.put_frame_masks(m.id, masks, source="propagated", by="ann", duration_s=1.25)
+    prompts = store.list_events(masklet_id=m.id, action="prompt.add")
+    assert [(e.frame, e.duration_s, e.payload["clicks"]) for e in prompts] == [(2, 2.5, 1), (2, None, 0)]
+    puts = store.list_events(masklet_id=m.id, action="mask.put")
+    assert [(e.frame, e.duration_s) for e in puts] == [(2, 4.0), (5, 1.25), (6, None), (7, None)]
+    assert isinstance(puts[0].duration_s, float)
+    for bad in (-1.0, float("nan"), float("inf"), True, "3"):
+        with pytest.raises(InvalidEditError, match="duration_s"):
+            store.add_prompt(m.id, 0, "box", {"box": [0, 0, 1, 1]}, by="ann", duration_s=bad)
+        with pytest.raises(InvalidEditError, match="duration_s"):
+            store.put_frame_masks(m.id, {0: rle_of(box_mask(0, 0, 1, 1))}, source="manual", by="ann",
+                                  duration_s=bad)  # fmt: skip
+    assert len(store.list_prompts(m.id)) == 2 and len(store.get_frame_masks(m.id)) == 4
+
+
 # ----------------------------------------------------------------------------------- crash safety
 CHILD = textwrap.dedent(
     """

@@ -5,8 +5,9 @@ leaves an entry in the append-only event log naming who made it. Frame masks and
 masklet status use optimistic concurrency: a write names the version it read, and a
 stale one raises `StaleWriteError`. A masklet's version also moves when any of its
 frame masks changes, so a review decision refers to exactly the masks the reviewer saw.
-Effort accounting reads the events' `action`, `phase`, `frame` and `duration_s`; other
-measures (clicks, the tool used) go into the payload, e.g. `{"clicks": 3}`. The store's own
+Effort accounting reads the events' `action`, `phase`, `frame` and `duration_s` (which
+`add_prompt` and `put_frame_mask(s)` take, so that annotator time can ride on the edit itself);
+other measures (clicks, the tool used) go into the payload, e.g. `{"clicks": 3}`. The store's own
 actions: project.create, video.add {path, meta if given}, video.meta {meta, merge},
 masklet.create, masklet.status {from, to, reason}, mask.put {source, version},
 mask.delete {version}, prompt.add {kind, prompt_id, clicks}.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import operator
 from collections.abc import Mapping
 from typing import Any
@@ -52,6 +54,16 @@ def json_text(value: Mapping[str, Any] | None, what: str) -> str:
         return json.dumps(dict(value), separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidEditError(f"{what} must be JSON-serialisable: {exc}") from exc
+
+
+def check_duration(duration_s: float | None) -> float | None:
+    """An annotator time in seconds (a finite number >= 0) as a float; None stays None."""
+    if duration_s is None:
+        return None
+    real = isinstance(duration_s, numbers.Real) and not isinstance(duration_s, bool)
+    if not real or not 0 <= duration_s < math.inf:
+        raise InvalidEditError(f"duration_s must be a non-negative number of seconds, got {duration_s!r}")
+    return float(duration_s)
 
 
 def one_of(value: str, allowed: tuple[str, ...], what: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from masklet.engine.records import Event, as_event
 from masklet.engine.schema import EventRow, MaskletRow, ProjectRow, VideoRow
 from masklet.engine.store_base import StoreMethods, add_event, get_row, where_given
-from masklet.engine.store_checks import InvalidEditError, check_frame, check_text, same_id
+from masklet.engine.store_checks import check_duration, check_frame, check_text, same_id
 
 
 class EventMethods(StoreMethods):
@@ -34,8 +34,7 @@ class EventMethods(StoreMethods):
         `duration_s` is the annotator time the action took; `at` defaults to now (a naive `at` is UTC).
         """
         check_text(action, "action", 64)
-        if duration_s is not None and not duration_s >= 0:
-            raise InvalidEditError(f"duration_s must be a non-negative number of seconds, got {duration_s!r}")
+        duration_s = check_duration(duration_s)
         with self._write() as s:
             if masklet_id is not None:
                 owner = get_row(s, MaskletRow, masklet_id).video_id

@@ -22,6 +22,7 @@ from masklet.engine.store_base import (
 )
 from masklet.engine.store_checks import (
     InvalidEditError,
+    check_duration,
     check_frame,
     check_prompt,
     check_version,
@@ -43,12 +44,17 @@ class MaskMethods(StoreMethods):
         by: str,
         expected_version: int | None = None,
         phase: int | None = None,
+        duration_s: float | None = None,
     ) -> FrameMask:
-        """Save one frame's mask. `expected_version` is the version read; None means "no mask there yet"."""
+        """Save one frame's mask. `expected_version` is the version read; None means "no mask there yet".
+
+        `duration_s` (annotator seconds the mask took) goes on the `mask.put` event it logs.
+        """
         versions = None if expected_version is None else {frame: expected_version}
         saved = self.put_frame_masks(
-            masklet_id, {frame: rle}, source=source, by=by, expected_versions=versions, phase=phase
-        )
+            masklet_id, {frame: rle}, source=source, by=by, expected_versions=versions, phase=phase,
+            duration_s=duration_s,
+        )  # fmt: skip
         return saved[0]
 
     def put_frame_masks(
@@ -60,12 +66,16 @@ class MaskMethods(StoreMethods):
         by: str,
         expected_versions: Mapping[int, int] | None = None,
         phase: int | None = None,
+        duration_s: float | None = None,
     ) -> list[FrameMask]:
         """Save masks for several frames in one transaction: all of them, or (on any error) none.
 
         `masks` maps frame -> COCO RLE; a frame missing from `expected_versions` must have no mask yet.
+        `duration_s`, the annotator time of the whole write, goes on the `mask.put` event of its
+        first (lowest) frame only, the others get None, so that summing the events counts it once.
         """
         one_of(source, MASK_SOURCES, "mask source")
+        duration_s = check_duration(duration_s)
         expected = dict(expected_versions or {})
         with self._write() as s:
             masklet, video = masklet_and_video(s, masklet_id, lock=True)
@@ -96,8 +106,9 @@ class MaskMethods(StoreMethods):
                     row.rle, row.source, row.version, row.updated_at = texts[f], source, row.version + 1, now
                 saved.append(row)
                 payload = {"source": source, "version": row.version}
-                refs = {"masklet_id": masklet_id, "frame": f, "phase": phase}
+                refs = {"masklet_id": masklet_id, "frame": f, "phase": phase, "duration_s": duration_s}
                 add_event(s, "mask.put", payload, by=by, video=video, at=now, **refs)
+                duration_s = None  # counted once, on the first frame
             bump_version(masklet, now)
             flush(s, f"a mask of masklet {masklet_id}")
             return [as_frame_mask(r) for r in saved]
@@ -142,12 +153,15 @@ class MaskMethods(StoreMethods):
         *,
         by: str,
         phase: int | None = None,
+        duration_s: float | None = None,
     ) -> Prompt:
         """Record a prompt: click {"points": [[x, y]], "labels": [1]}, box {"box": [x0, y0, x1, y1]}, mask {"rle": ...}.
 
-        Coordinates are video pixels. The event it logs carries `clicks` (the number of points).
+        Coordinates are video pixels. The `prompt.add` event it logs carries `clicks` (the number
+        of points) in its payload and `duration_s` (annotator seconds the prompt took, if given).
         """
         one_of(kind, PROMPT_KINDS, "prompt kind")
+        duration_s = check_duration(duration_s)
         text = json_text(payload, "prompt payload")
         with self._write() as s:
             _masklet, video = masklet_and_video(s, masklet_id, lock=False)
@@ -159,7 +173,7 @@ class MaskMethods(StoreMethods):
             add_row(s, row, "prompt")
             clicks = len(payload["points"]) if kind == "click" else 0
             summary = {"kind": kind, "prompt_id": row.id, "clicks": clicks}
-            refs = {"masklet_id": masklet_id, "frame": frame, "phase": phase}
+            refs = {"masklet_id": masklet_id, "frame": frame, "phase": phase, "duration_s": duration_s}
             add_event(s, "prompt.add", summary, by=by, video=video, at=row.created_at, **refs)
             return as_prompt(row)
 
