@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
 
 from masklet.engine.exports import export_project, sav_annotation
 from masklet.engine.projects import import_annotations
-from masklet.engine.store import Store
+from masklet.engine.store import MIGRATIONS_DIR, Store
 from masklet.errors import MaskletError
 from masklet.io.formats import read_davis_video, read_sav_eval_video, read_sav_json, read_ytvis_json
 from masklet.io.masks import decode_rle, encode_rle
@@ -38,6 +41,51 @@ def test_sav_round_trip_gives_the_release_files_back(store: Store, data_dir: Pat
         )
         for t in (0, 60, 120):
             np.testing.assert_array_equal(ours.frame_masks(t), theirs.frame_masks(t))
+
+
+def test_sav_round_trip_from_a_database_written_before_video_meta(
+    store: Store, store_url: str, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = data_dir / "sav" / "sav_000001_manual.json"
+    project = store.create_project("sav")
+    (result,) = import_annotations(store, project.id, original, format="sav")
+    # what revision 0001's import wrote: the video fields in the import event, no meta column
+    payload = dict(store.list_events(action="import.sav")[0].payload, sav=dict(result.video.meta["sav"]))
+    with store._engine.begin() as conn:
+        conn.execute(
+            text("UPDATE events SET payload = :p WHERE action = 'import.sav'"), {"p": json.dumps(payload)}
+        )
+    store.close()
+    monkeypatch.delenv("MASKLET_DB_URL", raising=False)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", store_url.replace("%", "%%"))
+    command.downgrade(config, "0001")
+    with Store(store_url) as migrated:  # opening upgrades it, moving the fields into the video's meta
+        (path,) = export_project(migrated, project.id, "sav", tmp_path / "out")
+    assert path.name == original.name
+    assert json.loads(path.read_text()) == json.loads(original.read_text())
+
+
+def test_sav_video_fields_come_from_the_video_meta(store: Store, data_dir: Path, tmp_path: Path) -> None:
+    project = store.create_project("sav")
+    (result,) = import_annotations(
+        store, project.id, data_dir / "sav" / "sav_000001_manual.json", format="sav"
+    )
+    sav = dict(result.video.meta["sav"], video_split="val", video_id="renamed")
+    store.set_video_meta(result.video.id, {"sav": sav, "note": "kept apart"}, by="ann")
+    (path,) = export_project(store, project.id, "sav", tmp_path / "out")
+    assert path.name == "renamed_manual.json"  # the export name follows the meta too
+    exported = read_sav_json(path)
+    assert exported.video_id == "renamed" and exported.video_split == "val"
+    assert exported.video_environment == "Indoor"
+    assert exported.masklets == read_sav_json(data_dir / "sav" / "sav_000001_manual.json").masklets
+    # without SA-V fields in the meta, they are derived from the video row
+    store.set_video_meta(result.video.id, {}, by="ann")
+    derived = sav_annotation(store, result.video.id)
+    assert derived.video_id == "sav_000001" and derived.video_split == "train"
+    assert derived.num_annotated_frames == 121
+    assert derived.video_duration == pytest.approx(483 / 24)
 
 
 def test_sav_export_follows_edits(store: Store, data_dir: Path, tmp_path: Path) -> None:

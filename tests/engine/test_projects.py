@@ -119,6 +119,13 @@ def test_sav_import_lands_on_the_video_of_that_name(store: Store, data_dir: Path
         store, project.id, data_dir / "sav" / "sav_000001_manual.json", format="sav"
     )
     assert result.video.id == video.id and result.masks == 5 * 121
+    # the file's video-level fields land in the video's meta (the import event names the file only)
+    sav = store.get_video(video.id).meta["sav"]
+    assert sav["video_id"] == "sav_000001" and sav["video_environment"] == "Indoor"
+    assert sav["video_duration"] == 20.125
+    assert sav["num_annotated_frames"] == 121 and result.video.meta["sav"] == sav
+    (event,) = store.list_events(video_id=video.id, action="import.sav")
+    assert "sav" not in event.payload and event.payload["masks"] == 5 * 121
     assert [m.obj_id for m in result.masklets] == [0, 1, 2, 3, 4]
     assert result.masklets[0].meta["sav"]["edited_frame_count"] == 41
     (auto,) = import_annotations(store, project.id, data_dir / "sav" / "sav_000001_auto.json", format="sav")

@@ -2,9 +2,10 @@
 
 Files and folders are written atomically by `masklet.io.formats`. `status` picks masklets
 (e.g. "accepted"); None exports all. SA-V: masks at every 4th frame; a masklet empty on every
-annotated frame is left out (SA-V masklets are visible at least once). A field read from an
-imported SA-V file (kept in the masklet's meta) is written back as read while it still agrees
-with the masks; otherwise it is derived from them (`masklet_stats`). `edited_frame_count` is the
+annotated frame is left out (SA-V masklets are visible at least once). The video-level fields
+of an imported SA-V file are written back from the video's meta ("sav"). A masklet field read
+from one (kept in the masklet's meta) is written back as read while it still agrees with the
+masks; otherwise it is derived from them (`masklet_stats`). `edited_frame_count` is the
 imported count plus the annotated frames edited since (mask version > 1 from a `manual` or
 `click_model` source), or, for masklets made here, the annotated frames with such a source.
 DAVIS labels are the object ids when they all lie in 1..254, else 1, 2, ... in object-id order.
@@ -86,10 +87,10 @@ def _same(read: Any, derived: Any) -> bool:
     return bool(read == derived)
 
 
-def _sav_video_fields(store: Store, video: Video) -> dict[str, Any]:
-    for event in reversed(store.list_events(video_id=video.id, action="import.sav")):
-        if isinstance(event.payload.get("sav"), Mapping):
-            return dict(event.payload["sav"])
+def _sav_video_fields(video: Video) -> dict[str, Any]:
+    """The SA-V video fields an import kept in the video's meta, else ones derived from the video."""
+    if isinstance(sav := video.meta.get("sav"), Mapping):
+        return dict(sav)
     return {
         "video_id": Path(video.path).stem,
         "video_duration": video.frame_count / video.fps,
@@ -144,7 +145,7 @@ def sav_annotation(
 ) -> SavVideoAnnotation:
     """The SA-V file of one video's masklets of one type ("manual" or "auto")."""
     video = store.get_video(video_id)
-    info = _sav_video_fields(store, video)
+    info = _sav_video_fields(video)
     frames = [SAV_FRAME_STRIDE * t for t in range(int(info["num_annotated_frames"]))]
     empty = RleMask.empty(video.height, video.width)
     built = [
@@ -186,7 +187,7 @@ def export_sav_eval(
         m.obj_id: {f: _rle(fm) for f, fm in saved.items()}
         for m, saved in _tracks(store, video_id, status=status)
     }
-    return write_sav_eval_video(root, name or video_name(store, video), masks, overwrite=overwrite)
+    return write_sav_eval_video(root, name or video_name(video), masks, overwrite=overwrite)
 
 
 # ---------------------------------------------------------------------------------------------- DAVIS
@@ -221,7 +222,7 @@ def _categories(masklets: list[Masklet]) -> dict[str, int]:
 def coco_dataset(store: Store, video_id: int, *, status: str | None = None) -> CocoDataset:
     """One video as COCO: an image per frame with a saved mask, an annotation per non-empty mask."""
     video = store.get_video(video_id)
-    name, tracks = video_name(store, video), _tracks(store, video_id, status=status)
+    name, tracks = video_name(video), _tracks(store, video_id, status=status)
     categories = _categories([m for m, _ in tracks])
     frames = sorted({f for _, saved in tracks for f in saved})
     images = tuple(
@@ -258,7 +259,7 @@ def ytvis_dataset(store: Store, video_ids: list[int], *, status: str | None = No
     categories = _categories([m for _, tracks in per_video for m, _ in tracks])
     videos, annotations = [], []
     for video, tracks in per_video:
-        name = video_name(store, video)
+        name = video_name(video)
         names = tuple(f"{name}/{t:05d}.jpg" for t in range(video.frame_count))
         videos.append(YtvisVideo(video.id, video.height, video.width, names))
         for m, saved in tracks:
@@ -313,7 +314,7 @@ def export_project(
         )
     written, used = [], set()
     for video in videos:
-        name = video_name(store, video)
+        name = video_name(video)
         name = name if name not in used else f"{name}_{video.id}"  # two videos of one name: keep both
         used.add(name)
         if format == "coco":

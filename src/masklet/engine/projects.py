@@ -8,8 +8,10 @@ folder of the COCO `file_name`s or the file stem, the YouTube-VIS `file_names` f
 hash `annotation-sha256:<hash of the annotation file>`, since the video file itself is absent).
 Object ids are kept when free on that video; if any is taken (an SA-V auto file after the
 manual one) all of the file's objects get fresh ids after the highest one, and the file's
-id stays in the masklet's meta (`source_id`). Each import logs an `import.<format>` event whose
-payload keeps what the store has no column for (the SA-V video fields, for export).
+id stays in the masklet's meta (`source_id`). An SA-V file's video-level fields (duration,
+environment, split, extras, number of annotated frames, ...) go into the video's meta under
+"sav", for export; a later SA-V import of the video replaces them. Each import logs an
+`import.<format>` event with the file and what it saved.
 """
 
 from __future__ import annotations
@@ -93,12 +95,11 @@ def add_video(
         )  # fmt: skip
 
 
-def video_name(store: Store, video: Video) -> str:
+def video_name(video: Video) -> str:
     """The video's name in exports: the SA-V `video_id` it was imported with, else its file stem."""
-    for event in reversed(store.list_events(video_id=video.id, action="import.sav")):
-        sav = event.payload.get("sav")
-        if isinstance(sav, Mapping) and isinstance(sav.get("video_id"), str):
-            return sav["video_id"]
+    sav = video.meta.get("sav")
+    if isinstance(sav, Mapping) and isinstance(sav.get("video_id"), str):
+        return sav["video_id"]
     return Path(video.path).stem
 
 
@@ -209,7 +210,8 @@ def _import_sav(
     masklets, count = _save(store, video, objects, source=source, by=by)
     fields = {k: getattr(ann, k) for k in _SAV_VIDEO_FIELDS}
     fields["extra"] = dict(ann.extra)
-    payload = {"file": str(path), "masklets": len(masklets), "masks": count, "sav": fields}
+    video = store.set_video_meta(video.id, {"sav": fields}, by=by, merge=True)
+    payload = {"file": str(path), "masklets": len(masklets), "masks": count}
     store.log_event("import.sav", by=by, video_id=video.id, payload=payload)
     return [ImportResult(video, masklets, count)]
 
