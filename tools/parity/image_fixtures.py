@@ -28,7 +28,10 @@ import seeded_weights as sw  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "tests" / "data" / "parity"
 IMAGE_DIR = REPO / "tests" / "data" / "images"
-CONFIGS = {"sam2.1_hiera_t": "configs/sam2.1/sam2.1_hiera_t.yaml", "sam2_hiera_b+": "configs/sam2/sam2_hiera_b+.yaml"}
+CONFIGS = {
+    "sam2.1_hiera_t": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "sam2_hiera_b+": "configs/sam2/sam2_hiera_b+.yaml",
+}
 IMAGES = ("truck", "groceries")
 
 SUB = 4  # low-res logits are stored as logits[..., ::SUB, ::SUB] (64 x 64) ...
@@ -96,7 +99,9 @@ class Probe:
         decoder.predict_masks = predict_masks
 
 
-def encoder_features(pred: Any, probe: Probe, image: np.ndarray, idx: int, out: dict[str, np.ndarray]) -> None:
+def encoder_features(
+    pred: Any, probe: Probe, image: np.ndarray, idx: int, out: dict[str, np.ndarray]
+) -> None:
     """Intermediates of one image of the last set_image(_batch) call, under 'features.*'."""
     x = pred._transforms(image)[None]  # the same transform set_image applied: (1, 3, 1024, 1024)
     out["features.input.channel_mean"] = f32(x[0].mean(dim=(1, 2)))
@@ -116,7 +121,9 @@ def mask_stride(hw: tuple[int, ...]) -> int:
     return -(-max(hw) // 1000)
 
 
-def record(name: str, result: tuple, probe: Probe, prompt: dict[str, Any], out: dict[str, np.ndarray]) -> dict:
+def record(
+    name: str, result: tuple, probe: Probe, prompt: dict[str, Any], out: dict[str, np.ndarray]
+) -> dict:
     """Store one predict(...) call under '<name>.*'; returns its manifest entry."""
     masks, iou, low_res = (np.asarray(r) for r in result)
     k = mask_stride(masks.shape[-2:])
@@ -141,13 +148,17 @@ def record(name: str, result: tuple, probe: Probe, prompt: dict[str, Any], out: 
     out[f"{name}.iou_all_tokens"] = f32(probe.seen["iou_all"])
     out[f"{name}.object_score"] = f32(probe.seen["object_score"])
     out[f"{name}.stability0"] = f32(probe.seen["stability0"])
+
+    def rounded(x: Any) -> list:
+        return np.round(np.asarray(x, dtype=np.float64), 4).tolist()
+
     return {
         "mask_shape": list(masks.shape),
         "mask_stride": k,
-        "cover": np.round(cover, 4).tolist(),
-        "iou": np.round(iou, 4).tolist(),
-        "object_score": np.round(probe.seen["object_score"].numpy(), 4).tolist(),
-        "stability0": np.round(probe.seen["stability0"].numpy(), 4).tolist(),
+        "cover": rounded(cover),
+        "iou": rounded(iou),
+        "object_score": rounded(probe.seen["object_score"]),
+        "stability0": rounded(probe.seen["stability0"]),
     }
 
 
@@ -158,24 +169,37 @@ def single_image_scenarios(pred: Any, probe: Probe, image_name: str, out: dict[s
     many_pts, many_lbl = p["clicks"]
     bc_box, bc_pts, bc_lbl = p["box_clicks"]
     scenarios: dict[str, dict[str, Any]] = {
-        "click_multi": dict(point_coords=f32(pts), point_labels=np.asarray(lbl, np.int32), multimask_output=True),
-        "click_single": dict(point_coords=f32(pts), point_labels=np.asarray(lbl, np.int32), multimask_output=False),
-        "clicks": dict(point_coords=f32(many_pts), point_labels=np.asarray(many_lbl, np.int32), multimask_output=False),
+        "click_multi": dict(
+            point_coords=f32(pts), point_labels=np.asarray(lbl, np.int32), multimask_output=True
+        ),
+        "click_single": dict(
+            point_coords=f32(pts), point_labels=np.asarray(lbl, np.int32), multimask_output=False
+        ),
+        "clicks": dict(
+            point_coords=f32(many_pts), point_labels=np.asarray(many_lbl, np.int32), multimask_output=False
+        ),
         "box": dict(box=f32(p["box"]), multimask_output=False),
-        "box_clicks": dict(box=f32(bc_box), point_coords=f32(bc_pts), point_labels=np.asarray(bc_lbl, np.int32),
-                           multimask_output=False),
+        "box_clicks": dict(
+            box=f32(bc_box),
+            point_coords=f32(bc_pts),
+            point_labels=np.asarray(bc_lbl, np.int32),
+            multimask_output=False,
+        ),
         # mask_input is filled in from click_multi below (as the official notebook does)
-        "mask_input": dict(point_coords=f32(many_pts), point_labels=np.asarray(many_lbl, np.int32),
-                           multimask_output=False),
+        "mask_input": dict(
+            point_coords=f32(many_pts), point_labels=np.asarray(many_lbl, np.int32), multimask_output=False
+        ),
         "boxes": dict(box=f32(p["boxes"]), multimask_output=False),  # B = 3: repeat_image path
     }
     manifest = {}
+    click_multi: tuple | None = None
     for name, prompt in scenarios.items():
         if name == "mask_input":
             # Best click_multi mask's low-res logits, rounded to 1/8 (exact in float16) so the
             # stored input is exactly what the oracle got.
-            best = int(np.argmax(last[1]))
-            rounded = np.round(last[2][best][None] * MASK_INPUT_STEP) / MASK_INPUT_STEP
+            assert click_multi is not None
+            best = int(np.argmax(click_multi[1]))
+            rounded = np.round(click_multi[2][best][None] * MASK_INPUT_STEP) / MASK_INPUT_STEP
             prompt["mask_input"] = rounded.astype(np.float16)
         call = {k: (v.astype(np.float32) if k == "mask_input" else v) for k, v in prompt.items()}
         result = pred.predict(**call)
@@ -183,9 +207,10 @@ def single_image_scenarios(pred: Any, probe: Probe, image_name: str, out: dict[s
         if name == "mask_input":
             manifest[name]["mask_input_source"] = (
                 f"click_multi low_res_logits[{best}] (best predicted IoU), rounded to multiples of "
-                f"1/{MASK_INPUT_STEP}, stored as float16 (exact), shape (1, 256, 256)")
+                f"1/{MASK_INPUT_STEP}, stored as float16 (exact), shape (1, 256, 256)"
+            )
         if name == "click_multi":
-            last = result
+            click_multi = result
     return manifest
 
 
@@ -194,28 +219,33 @@ def batch_scenarios(pred: Any, probe: Probe, images: list[np.ndarray], out: dict
     t_pts, t_lbl = PROMPTS["truck"]["click"]
     g_pts, g_lbl = PROMPTS["groceries"]["clicks"]
     calls = {
-        "batch_points": dict(point_coords_batch=[f32(t_pts), f32(g_pts)],
-                             point_labels_batch=[np.asarray(t_lbl, np.int32), np.asarray(g_lbl, np.int32)],
-                             multimask_output=True),
-        "batch_boxes": dict(box_batch=[f32(PROMPTS["truck"]["box"]), f32(PROMPTS["groceries"]["box"])],
-                            multimask_output=False),
+        "batch_points": dict(
+            point_coords_batch=[f32(t_pts), f32(g_pts)],
+            point_labels_batch=[np.asarray(t_lbl, np.int32), np.asarray(g_lbl, np.int32)],
+            multimask_output=True,
+        ),
+        "batch_boxes": dict(
+            box_batch=[f32(PROMPTS["truck"]["box"]), f32(PROMPTS["groceries"]["box"])], multimask_output=False
+        ),
     }
     manifest = {}
+    decoder = pred.model.sam_mask_decoder
+    raw_forward = decoder.forward
+    per_image: list[dict[str, Any]] = []
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        # predict_batch runs the heads once per image: keep each image's probe readings.
+        result = raw_forward(*args, **kwargs)
+        per_image.append(dict(probe.seen))
+        return result
+
     for name, call in calls.items():
-        # Capture the probe per image: predict_batch runs the heads once per image.
-        per_image: list[dict[str, Any]] = []
-        raw_mask_decoder_forward = pred.model.sam_mask_decoder.forward
-
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            result = raw_mask_decoder_forward(*args, **kwargs)
-            per_image.append(dict(probe.seen))
-            return result
-
-        pred.model.sam_mask_decoder.forward = forward
+        per_image.clear()
+        decoder.forward = forward
         try:
             masks, ious, lows = pred.predict_batch(**call)
         finally:
-            del pred.model.sam_mask_decoder.forward
+            del decoder.forward
         for i in range(len(images)):
             probe.seen.update(per_image[i])
             prompt = {"multimask_output": call["multimask_output"]}
@@ -225,14 +255,21 @@ def batch_scenarios(pred: Any, probe: Probe, images: list[np.ndarray], out: dict
             if "box_batch" in call:
                 prompt["box"] = call["box_batch"][i]
             key = f"{name}{i}"
-            manifest[key] = {"call": "predict_batch", "image_index": i, **describe(prompt),
-                             **record(key, (masks[i], ious[i], lows[i]), probe, prompt, out)}
+            manifest[key] = {
+                "call": "predict_batch",
+                "image_index": i,
+                **describe(prompt),
+                **record(key, (masks[i], ious[i], lows[i]), probe, prompt, out),
+            }
     return manifest
 
 
 def describe(prompt: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.tolist() if isinstance(v, np.ndarray) and k != "mask_input" else v)
-            for k, v in prompt.items() if k != "mask_input"}
+    return {
+        k: (v.tolist() if isinstance(v, np.ndarray) and k != "mask_input" else v)
+        for k, v in prompt.items()
+        if k != "mask_input"
+    }
 
 
 def sha256(data: bytes) -> str:
@@ -240,7 +277,9 @@ def sha256(data: bytes) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -254,23 +293,31 @@ def main() -> int:
     images = {n: load_rgb(n) for n in IMAGES}
     manifest_path = OUT_DIR / "image_manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"fixtures": {}}
-    manifest.update({
-        "seed": sw.PARITY_SEED,
-        "rule_version": sw.RULE_VERSION,
-        "sam2_version": version("sam2"),
-        "torch_version": torch.__version__,
-        "predictor": "SAM2ImagePredictor(build_sam2(cfg, None, device='cpu')) with defaults: mask_threshold=0.0, "
-                     "max_hole_area=0.0, max_sprinkle_area=0.0; build_sam2 apply_postprocessing=True (dynamic "
-                     "multimask via stability, delta 0.05, thresh 0.98); eval mode, float32, CPU",
-        "image_loading": 'np.array(PIL.Image.open(path).convert("RGB"))',
-        "low_res_sub": f"low_res_logits[..., ::{SUB}, ::{SUB}]",
-        "low_res_crop": "low_res_logits[..., 112:144, 112:144]",
-        "masks_packed": "np.packbits(masks[..., ::k, ::k], axis=-1), k = mask_stride (ceil(max(H, W) / 1000))",
-        "weight_gain": sw.WEIGHT_GAIN,
-        "images": {n: {"file": f"tests/data/images/{n}.jpg", "hw": list(a.shape[:2]),
-                       "sha256_file": sha256((IMAGE_DIR / f"{n}.jpg").read_bytes()),
-                       "sha256_rgb": sha256(a.tobytes())} for n, a in images.items()},
-    })
+    manifest.update(
+        {
+            "seed": sw.PARITY_SEED,
+            "rule_version": sw.RULE_VERSION,
+            "sam2_version": version("sam2"),
+            "torch_version": torch.__version__,
+            "predictor": "SAM2ImagePredictor(build_sam2(cfg, None, device='cpu')) with defaults: mask_threshold=0.0, "
+            "max_hole_area=0.0, max_sprinkle_area=0.0; build_sam2 apply_postprocessing=True (dynamic "
+            "multimask via stability, delta 0.05, thresh 0.98); eval mode, float32, CPU",
+            "image_loading": 'np.array(PIL.Image.open(path).convert("RGB"))',
+            "low_res_sub": f"low_res_logits[..., ::{SUB}, ::{SUB}]",
+            "low_res_crop": "low_res_logits[..., 112:144, 112:144]",
+            "masks_packed": "np.packbits(masks[..., ::k, ::k], axis=-1), k = mask_stride (ceil(max(H, W) / 1000))",
+            "weight_gain": sw.WEIGHT_GAIN,
+            "images": {
+                n: {
+                    "file": f"tests/data/images/{n}.jpg",
+                    "hw": list(a.shape[:2]),
+                    "sha256_file": sha256((IMAGE_DIR / f"{n}.jpg").read_bytes()),
+                    "sha256_rgb": sha256(a.tobytes()),
+                }
+                for n, a in images.items()
+            },
+        }
+    )
     all_entries = []
     for model_name in args.models:
         model = build_sam2(CONFIGS[model_name], None, device="cpu")
@@ -285,13 +332,18 @@ def main() -> int:
             entries = single_image_scenarios(pred, probe, image_name, out)
             path = OUT_DIR / f"image_{model_name}_{image_name}.npz"
             np.savez_compressed(path, **out)
-            manifest["fixtures"][path.name] = {"model": model_name, "images": [image_name],
-                                               "weights_sha256": sw.state_dict_digest(weights),
-                                               "scenarios": entries}
+            manifest["fixtures"][path.name] = {
+                "model": model_name,
+                "images": [image_name],
+                "weights_sha256": sw.state_dict_digest(weights),
+                "scenarios": entries,
+            }
             all_entries += entries.values()
             print(f"{path.name}: {path.stat().st_size / 1e3:.0f} kB")
             for name, e in entries.items():
-                print(f"  {name:13s} cover {e['cover']} iou {e['iou']} obj {e['object_score']} stab0 {e['stability0']}")
+                print(
+                    f"  {name:13s} cover {e['cover']} iou {e['iou']} obj {e['object_score']} stab0 {e['stability0']}"
+                )
         out = {}
         pred.set_image_batch([images[n] for n in IMAGES])
         for i, n in enumerate(IMAGES):
@@ -301,18 +353,26 @@ def main() -> int:
         entries = batch_scenarios(pred, probe, [images[n] for n in IMAGES], out)
         path = OUT_DIR / f"image_{model_name}_batch.npz"
         np.savez_compressed(path, **out)
-        manifest["fixtures"][path.name] = {"model": model_name, "images": list(IMAGES),
-                                           "weights_sha256": sw.state_dict_digest(weights), "scenarios": entries}
+        manifest["fixtures"][path.name] = {
+            "model": model_name,
+            "images": list(IMAGES),
+            "weights_sha256": sw.state_dict_digest(weights),
+            "scenarios": entries,
+        }
         all_entries += entries.values()
         print(f"{path.name}: {path.stat().st_size / 1e3:.0f} kB")
         for name, e in entries.items():
-            print(f"  {name:13s} cover {e['cover']} iou {e['iou']} obj {e['object_score']} stab0 {e['stability0']}")
+            print(
+                f"  {name:13s} cover {e['cover']} iou {e['iou']} obj {e['object_score']} stab0 {e['stability0']}"
+            )
 
     # A fixture whose masks are all empty or all full proves nothing.
     covers = np.concatenate([np.ravel(e["cover"]) for e in all_entries])
     nontrivial = float(np.mean((covers > 0.01) & (covers < 0.99)))
     objs = np.concatenate([np.ravel(e["object_score"]) for e in all_entries])
-    print(f"non-trivial masks: {nontrivial:.0%} of {covers.size}; object score > 0 in {np.mean(objs > 0):.0%}")
+    print(
+        f"non-trivial masks: {nontrivial:.0%} of {covers.size}; object score > 0 in {np.mean(objs > 0):.0%}"
+    )
     assert nontrivial >= 0.8, f"only {nontrivial:.0%} of reference masks cover 1-99 % of the image"
     assert (objs > 0).any(), "no scenario has a positive object score"
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")

@@ -48,8 +48,9 @@ def official_layout(cfg_path: str) -> list[tuple[str, tuple[int, ...]]]:
 
 def main() -> int:
     torch.set_num_threads(1)
-    import sam2  # noqa: F401  (oracle venv only)
     from importlib.metadata import version
+
+    import sam2  # noqa: F401  (oracle venv only)
 
     result: dict[str, object] = {}
     counts: dict[str, dict[str, int]] = {}
@@ -61,7 +62,9 @@ def main() -> int:
         exp_numel, exp_keys = EXPECTED[name]
         status = "ok" if (numel, len(layout)) == (exp_numel, exp_keys) else "MISMATCH"
         ok &= status == "ok"
-        print(f"{name:16s} keys={len(layout):4d} numel={numel:,}  expected {exp_keys} / {exp_numel:,}: {status}")
+        print(
+            f"{name:16s} keys={len(layout):4d} numel={numel:,}  expected {exp_keys} / {exp_numel:,}: {status}"
+        )
         result[name] = [[k, list(s)] for k, s in layout]
     result["_meta"] = {
         "sam2_version": version("sam2"),

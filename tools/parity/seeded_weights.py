@@ -94,7 +94,11 @@ def shapes_of(state_dict: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ..
 
 
 def state_dict_digest(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over names, shapes and raw float32 bytes, to compare two processes or torch versions."""
+    """sha256 over names, shapes and raw float32 bytes, to compare two processes or torch versions.
+
+    Taken in the dict's own order (fixtures record it for the official key order, which is also
+    the order of key_shapes.json).
+    """
     h = hashlib.sha256()
     for name, t in state_dict.items():
         h.update(name.encode())
@@ -104,16 +108,30 @@ def state_dict_digest(state_dict: Mapping[str, torch.Tensor]) -> str:
 
 
 if __name__ == "__main__":
-    # Prints the digest of the seeded weights for every config in key_shapes.json, so the two
-    # pythons (project and oracle) can be compared: python tools/parity/seeded_weights.py
+    # Prints (and with --write stores) the digest of the seeded weights of every config in
+    # key_shapes.json, so the project's python (torch 2.13) and the oracle's (torch 2.14.1) can be
+    # compared:  python tools/parity/seeded_weights.py [--write]
     import json
     import sys
     from pathlib import Path
 
-    layout = json.loads((Path(__file__).resolve().parents[2] / "tests/data/parity/key_shapes.json").read_text())
-    seed = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    print(f"torch {torch.__version__} rule {RULE_VERSION} seed {seed}")
-    for cfg, keys in layout.items():
-        if not cfg.startswith("_"):
-            sd = seeded_state_dict({k: tuple(s) for k, s in keys}, seed)
-            print(f"{cfg:16s} {state_dict_digest(sd)}")
+    data = Path(__file__).resolve().parents[2] / "tests" / "data" / "parity"
+    layout = json.loads((data / "key_shapes.json").read_text())
+    digests: dict[str, dict[str, str]] = {}
+    for seed in sorted({0, PARITY_SEED}):
+        digests[str(seed)] = {}
+        for cfg, keys in layout.items():
+            if not cfg.startswith("_"):
+                sd = seeded_state_dict({k: tuple(s) for k, s in keys}, seed)
+                digests[str(seed)][cfg] = state_dict_digest(sd)
+                print(f"torch {torch.__version__} seed {seed} {cfg:16s} {digests[str(seed)][cfg]}")
+    if "--write" in sys.argv[1:]:
+        doc = {
+            "rule_version": RULE_VERSION,
+            "weight_gain": WEIGHT_GAIN,
+            "parity_seed": PARITY_SEED,
+            "torch_version": torch.__version__,
+            "digest": "state_dict_digest(seeded_state_dict(shapes, seed))",
+            "sha256": digests,
+        }
+        (data / "seeded_digests.json").write_text(json.dumps(doc, indent=1) + "\n")
