@@ -78,8 +78,8 @@ class _EveryNth(FrameSource):
 
 
 @dataclass(slots=True)
-class _ImagePrompt:
-    """A frame's clicks and box so far on the image predictor, and its last low-res logits."""
+class _FramePrompt:
+    """A frame's clicks and box so far, and (image predictor) the chosen mask's low-res logits."""
 
     points: list[list[float]]
     labels: list[int]
@@ -137,7 +137,7 @@ class MaskletWorkflow:
         self._versions = {m.frame: m.version for m in saved}
         self._sources = {m.frame: m.source for m in saved}
         self._image_frame: int | None = None
-        self._image_prompts: dict[int, _ImagePrompt] = {}
+        self._frame_prompts: dict[int, _FramePrompt] = {}
         self._session: Any = None
         self._dirty: set[int] = set()  # annotator frames the session has not been given yet
 
@@ -232,24 +232,18 @@ class MaskletWorkflow:
         """
         frame = self._check_frame(frame)
         payload = {"points": [[float(x), float(y)] for x, y in points], "labels": [int(v) for v in labels]}
-        if self.phase == 3:
-            return self._session_prompt(
-                frame, "click", payload, seconds, points=points, labels=labels, clear=clear
-            )
-        return self._image_prompt(frame, "click", payload, seconds, clear=clear)
+        return self._model_prompt(frame, "click", payload, seconds, clear=clear)
 
     def box(
         self, frame: int, box: Sequence[float], *, clear: bool = True, seconds: float | None = None
     ) -> np.ndarray:
         """A box [x0, y0, x1, y1] (video pixels) on a frame; returns and saves its new mask.
 
-        Phase 3 refuses a box on a frame that already has clicks unless `clear` (the default).
+        With `clear` (the default) it replaces the frame's clicks and box, else it joins the clicks.
         """
         frame = self._check_frame(frame)
         payload = {"box": [float(v) for v in box]}
-        if self.phase == 3:
-            return self._session_prompt(frame, "box", payload, seconds, box=box, clear=clear)
-        return self._image_prompt(frame, "box", payload, seconds, clear=clear)
+        return self._model_prompt(frame, "box", payload, seconds, clear=clear)
 
     def edit(
         self, frame: int, edits: Sequence[Edit | Mapping[str, Any]], *, seconds: float | None = None
@@ -283,56 +277,65 @@ class MaskletWorkflow:
             self._dirty.add(frame)
         return mask
 
-    def _image_prompt(
+    def _model_prompt(
         self, frame: int, kind: str, payload: Mapping[str, Any], seconds: float | None, *, clear: bool
     ) -> np.ndarray:
-        old = self._image_prompts.get(frame)
-        state = _ImagePrompt([], []) if old is None or clear else old
+        """The frame's clicks and box so far plus the new ones, to the model; saved with the prompt."""
+        if self.phase == 3:
+            self._ready_session()  # first: feeding it a frame's mask forgets that frame's clicks
+        old = self._frame_prompts.get(frame)
+        state = _FramePrompt([], []) if old is None or clear else old
         points, labels, box = list(state.points), list(state.labels), state.box
         if kind == "click":
             points += payload["points"]
             labels += payload["labels"]
         else:
             box = payload["box"]
-        predictor = self._image_predictor()
-        if self._image_frame != frame:
-            predictor.set_image(self._frames.get(frame))
-            self._image_frame = frame
-        masks, scores, low_res = predictor.predict(
-            point_coords=np.asarray(points, dtype=np.float32) if points else None,
-            point_labels=np.asarray(labels, dtype=np.int32) if points else None,
-            box=None if box is None else np.asarray(box, dtype=np.float32),
-            mask_input=state.low_res,
-            multimask_output=len(points) == 1 and box is None,
-        )
-        best = int(np.argmax(scores))
-        mask = np.asarray(masks[best], dtype=bool)
-        with self.store.transaction():
-            self._prompt(frame, kind, payload, seconds)
-            saved = self._put(frame, mask, "click_model", None)
-        self._saved(saved)
-        self._image_prompts[frame] = _ImagePrompt(points, labels, box, low_res[best][None])
-        if self.phase > 1:
-            self._dirty.add(frame)
-        return mask
-
-    def _session_prompt(
-        self, frame: int, kind: str, payload: Mapping[str, Any], seconds: float | None, **prompt: Any
-    ) -> np.ndarray:
-        session = self._ready_session()
-        obj_ids, logits = session.add_prompt(
-            frame=self._to_session(frame), obj_id=self.masklet.obj_id, **prompt
-        )
-        mask = self._mask_of(obj_ids, logits)
+        if self.phase == 3:
+            mask, low_res = self._session_predict(frame, points, labels, box), None
+        else:
+            mask, low_res = self._image_predict(frame, points, labels, box, state.low_res)
         try:
             with self.store.transaction():
                 self._prompt(frame, kind, payload, seconds)
                 saved = self._put(frame, mask, "click_model", None)
         except BaseException:
-            self._drop_session()  # it holds a prompt the store refused
+            if self.phase == 3:
+                self._drop_session()  # it holds a prompt the store refused
             raise
         self._saved(saved)
+        self._frame_prompts[frame] = _FramePrompt(points, labels, box, low_res)
+        if self.phase == 2:
+            self._dirty.add(frame)
         return mask
+
+    def _image_predict(
+        self, frame: int, points: list[list[float]], labels: list[int], box: list[float] | None, low_res: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        predictor = self._image_predictor()
+        if self._image_frame != frame:
+            predictor.set_image(self._frames.get(frame))
+            self._image_frame = frame
+        masks, scores, logits = predictor.predict(
+            point_coords=np.asarray(points, dtype=np.float32) if points else None,
+            point_labels=np.asarray(labels, dtype=np.int32) if points else None,
+            box=None if box is None else np.asarray(box, dtype=np.float32),
+            mask_input=low_res,
+            multimask_output=len(points) == 1 and box is None,
+        )
+        best = int(np.argmax(scores))
+        return np.asarray(masks[best], dtype=bool), logits[best][None]  # (H, W), (1, 256, 256)
+
+    def _session_predict(
+        self, frame: int, points: list[list[float]], labels: list[int], box: list[float] | None
+    ) -> np.ndarray:
+        # the frame's whole prompt each time (box first, then every click): the same model input
+        # as adding clicks one by one, and the session's own click list cannot drift from ours
+        obj_ids, logits = self._ready_session().add_prompt(
+            frame=self._to_session(frame), obj_id=self.masklet.obj_id, points=points or None,
+            labels=labels or None, box=box, clear=True,
+        )  # fmt: skip
+        return self._mask_of(obj_ids, logits)
 
     # ---- propagation ------------------------------------------------------------------------
     def propagate(self, start: int | None = None, *, reverse: bool = False) -> Iterator[FrameMask]:
@@ -400,6 +403,8 @@ class MaskletWorkflow:
                     frame=self._to_session(frame), obj_id=self.masklet.obj_id, mask=self.mask(frame)
                 )
                 self._dirty.discard(frame)
+                if self.phase == 3:
+                    self._frame_prompts.pop(frame, None)  # a mask prompt replaces the frame's clicks
         except BaseException:
             self._drop_session()  # half seeded: start over next time
             raise
@@ -409,6 +414,8 @@ class MaskletWorkflow:
         if self._session is not None:
             self._session.close()
             self._session = None
+            if self.phase == 3:
+                self._frame_prompts.clear()  # the next session is seeded with masks only
 
     # ---- lifetime ---------------------------------------------------------------------------
     def submit(self) -> Masklet:
