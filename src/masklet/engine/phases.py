@@ -120,12 +120,15 @@ class MaskletWorkflow:
             )
         self.stride = stride if stride is not None else frame_stride(self.video.fps)
         self.track_all_frames = track_all_frames
-        self._model = (
-            model or getattr(image_predictor, "model", None) or getattr(video_predictor, "model", None)
-        )
-        self._image, self._video = image_predictor, video_predictor
+        owners = (model, getattr(image_predictor, "model", None), getattr(video_predictor, "model", None))
+        self._model = next((m for m in owners if m is not None), None)
         if self._model is None:
             raise SessionError("MaskletWorkflow needs a model (or an image/video predictor) to annotate with")
+        self._image, self._video = image_predictor, video_predictor
+        self._image_frame: int | None = None
+        self._frame_prompts: dict[int, _FramePrompt] = {}
+        self._session: Any = None
+        self._dirty: set[int] = set()  # annotator frames the session has not been given yet
         self._owns_frames = not isinstance(frames, FrameSource)
         self._frames = open_frame_source(self.video.path if frames is None else frames)
         try:
@@ -133,13 +136,7 @@ class MaskletWorkflow:
         except BaseException:
             self.close()
             raise
-        saved = store.get_frame_masks(masklet_id)
-        self._versions = {m.frame: m.version for m in saved}
-        self._sources = {m.frame: m.source for m in saved}
-        self._image_frame: int | None = None
-        self._frame_prompts: dict[int, _FramePrompt] = {}
-        self._session: Any = None
-        self._dirty: set[int] = set()  # annotator frames the session has not been given yet
+        self.refresh()
 
     def _check_frames(self) -> None:
         v, f = self.video, self._frames
@@ -148,6 +145,16 @@ class MaskletWorkflow:
                 f"{f.name}: {f.num_frames} frames of {f.width}x{f.height} (w x h), but video {v.id} has "
                 f"{v.frame_count} frames of {v.width}x{v.height}; pass the video's own frames"
             )
+
+    def refresh(self) -> None:
+        """Re-read the masklet's saved masks, e.g. after a `StaleWriteError` (another writer's change).
+
+        The tracking session, if any, is dropped; the next one is seeded from the store.
+        """
+        saved = self.store.get_frame_masks(self.masklet.id)
+        self._versions = {m.frame: m.version for m in saved}
+        self._sources = {m.frame: m.source for m in saved}
+        self._drop_session()
 
     # ---- frames --------------------------------------------------------------------------
     @property
