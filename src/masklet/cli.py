@@ -131,6 +131,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
         pred_iou_thresh=args.pred_iou_thresh,
         stability_score_thresh=args.stability_score_thresh,
         box_nms_thresh=args.box_nms_thresh,
+        mask_threshold=args.mask_threshold,
         crop_n_layers=args.crop_n_layers,
         min_mask_region_area=args.min_mask_region_area,
         output_mode="coco_rle",
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pred-iou-thresh", type=float, default=0.8)
     p.add_argument("--stability-score-thresh", type=float, default=0.95)
     p.add_argument("--box-nms-thresh", type=float, default=0.7)
+    p.add_argument("--mask-threshold", type=float, default=0.0, help="logit above which a pixel is in the mask")
     p.add_argument("--crop-n-layers", type=int, default=0)
     p.add_argument("--min-mask-region-area", type=int, default=0)
     _add_model_args(p)
