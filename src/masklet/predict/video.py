@@ -1,0 +1,403 @@
+"""`VideoPredictor` and `TrackingSession`: prompt objects on any frame, track them through a video.
+
+    video = VideoPredictor(model)
+    with video.start("clip.mp4") as session:      # mp4/webm/mov, frame folder, arrays, live iterator
+        obj_ids, logits = session.add_prompt(frame=0, obj_id=1, points=[[x, y]], labels=[1])
+        for frame, obj_ids, logits in session.propagate():
+            ...                                   # logits: (N, H, W) float32 at video resolution
+
+Semantics are the official `SAM2VideoPredictor`'s (sam2 1.1.0), with these choices:
+
+- A click or mask on a frame that was already tracked makes it a conditioning
+  frame (`add_all_frames_to_correct_as_cond=True`), so corrections survive the
+  next propagation. Pass `add_all_frames_to_correct_as_cond=False` for the
+  official default, where the next propagation overwrites them.
+- Small holes (`fill_hole_area`, 8 px of the low-res mask) are filled on every
+  device, as the official code does only where its CUDA extension is built.
+- Live iterators are tracked as they yield. Their length is unknown, so the
+  object pointers' temporal encoding is normalised by `max_obj_ptrs_in_encoder - 1`
+  (15): the same as the official predictor for videos of 16 frames or more; on
+  shorter clips the official divides by `num_frames - 1` instead.
+- Memory stays bounded: frames are decoded and encoded on demand (a few image
+  features cached), each object keeps at most `max_memory_frames` tracked-frame
+  memories in RAM and results keep at most `max_results_in_memory` logit maps;
+  the rest goes to a per-session temporary folder, deleted on `close()`.
+- Objects on one frame share the image features and go through memory attention
+  and the heads as one batch (grouped by memory layout); results equal the
+  official one-object-at-a-time run up to float rounding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+import logging
+import operator
+import os
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from masklet.configs import TrackingConfig
+from masklet.errors import ConfigError, FrameSourceError, PromptError, SessionError
+from masklet.io.frames import FrameSource, open_frame_source
+from masklet.model.sam2 import SAM2Model
+from masklet.model.tracking import NO_OBJ_SCORE
+from masklet.predict.memory_bank import BankRules
+from masklet.predict.results import FrameResult, ResultStore, upsample
+from masklet.predict.spill import SpillDir
+from masklet.predict.video_frames import FrameFeed
+from masklet.predict.video_prompts import parse_prompt
+from masklet.predict.video_step import TrackedObject, commit_pending, fill_holes, track_objects
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryUsage:
+    """How much of a session's state is in RAM (counts of tensors) and on disk."""
+
+    memories_in_ram: int  # spatial memories, all objects (conditioning + recent tracked frames)
+    results_in_ram: int  # low-res logit maps
+    features_cached: int  # frames whose image features are cached
+    spilled: int  # tensors in the session's temporary folder
+    spill_dir: Path | None  # that folder (None until something is spilled)
+
+PREV_LOGITS_CLAMP = 32.0  # parity: earlier logits fed back with new clicks are clamped to +-32
+
+# TrackingConfig fields that only steer inference (no weights depend on them)
+SESSION_FLAGS = frozenset({
+    "fill_hole_area", "add_all_frames_to_correct_as_cond", "binarize_mask_from_pts_for_mem_enc",
+    "max_cond_frames_in_attn", "memory_temporal_stride_for_eval", "max_obj_ptrs_in_encoder",
+    "only_obj_ptrs_in_the_past_for_eval", "multimask_output_in_sam", "multimask_min_pt_num",
+    "multimask_max_pt_num", "multimask_output_for_tracking", "non_overlap_masks_for_mem_enc",
+    "use_mask_input_as_output_without_sam",
+})
+
+
+class VideoPredictor:
+    """Starts tracking sessions over one model; the model is shared and never changed.
+
+    tracking: further `TrackingConfig` inference switches (names in `SESSION_FLAGS`).
+    spill_dir: where session folders are made (the system temp folder by default).
+    """
+
+    def __init__(
+        self,
+        model: SAM2Model,
+        *,
+        add_all_frames_to_correct_as_cond: bool = True,
+        fill_hole_area: int | None = None,
+        tracking: Mapping[str, Any] | None = None,
+        max_memory_frames: int = 16,
+        max_results_in_memory: int = 64,
+        max_cached_features: int = 2,
+        spill_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        changes = dict(tracking or {})
+        unknown = set(changes) - SESSION_FLAGS
+        if unknown:
+            raise ConfigError(
+                f"VideoPredictor: {sorted(unknown)} cannot be set per session; allowed: {sorted(SESSION_FLAGS)}"
+            )
+        changes["add_all_frames_to_correct_as_cond"] = add_all_frames_to_correct_as_cond
+        if fill_hole_area is not None:
+            changes["fill_hole_area"] = fill_hole_area
+        for name, value in (("max_memory_frames", max_memory_frames), ("max_results_in_memory", max_results_in_memory)):
+            if value < 0:
+                raise ConfigError(f"VideoPredictor: {name} must be 0 or more, got {value}")
+        if max_cached_features < 1:
+            raise ConfigError(f"VideoPredictor: max_cached_features must be at least 1, got {max_cached_features}")
+        self.model = model
+        self.config = dataclasses.replace(model.config.tracking, **changes)
+        self.max_memory_frames = max_memory_frames
+        self.max_results_in_memory = max_results_in_memory
+        self.max_cached_features = max_cached_features
+        self.spill_dir = spill_dir
+
+    def start(self, source: Any, *, max_buffered: int = 16) -> TrackingSession:
+        """A new session over a video path, a frame folder, a list of arrays, an iterator or a FrameSource.
+
+        A FrameSource passed in stays open when the session closes; anything else is
+        opened here and closed with the session. max_buffered: frames a live stream keeps.
+        """
+        owned = not isinstance(source, FrameSource)
+        frames = open_frame_source(source, max_buffered=max_buffered)
+        if frames.num_frames == 0:
+            raise FrameSourceError(f"{frames.name}: the video has no frames")
+        feed = FrameFeed(frames, self.model, max_cached=self.max_cached_features, owned=owned)
+        return TrackingSession(self, feed)
+
+
+class TrackingSession:
+    """One video's prompts, memories and results. Not thread-safe; close it (or use `with`)."""
+
+    def __init__(self, predictor: VideoPredictor, frames: FrameFeed) -> None:
+        self.config = predictor.config
+        self._model = predictor.model
+        self._frames = frames
+        self._spill = SpillDir(predictor.spill_dir)
+        self._results = ResultStore(self._spill, max_in_memory=predictor.max_results_in_memory)
+        self._rules = BankRules.from_config(self.config)
+        self._max_memory_frames = predictor.max_memory_frames
+        self._objects: dict[int, TrackedObject] = {}
+        self._epoch = 0  # bumped by every change a running propagation must not miss
+        self._closed = False
+
+    # ---- state ----------------------------------------------------------------------------
+    @property
+    def obj_ids(self) -> list[int]:
+        """Object ids in the order of their first prompt (the order of every logits batch)."""
+        return list(self._objects)
+
+    @property
+    def num_frames(self) -> int | None:
+        """Frames in the video; None for a live stream that has not ended."""
+        return self._frames.num_frames
+
+    @property
+    def height(self) -> int:
+        return self._frames.height
+
+    @property
+    def width(self) -> int:
+        return self._frames.width
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionError("the tracking session is closed; start a new one with VideoPredictor.start(...)")
+
+    def _object(self, obj_id: Any) -> TrackedObject:
+        obj = self._objects.get(_as_obj_id(obj_id))
+        if obj is None:
+            raise SessionError(f"unknown object id {obj_id!r}; known objects: {self.obj_ids or 'none yet'}")
+        return obj
+
+    def memory_usage(self) -> MemoryUsage:
+        return MemoryUsage(
+            memories_in_ram=sum(obj.bank.num_in_memory for obj in self._objects.values()),
+            results_in_ram=self._results.num_in_memory,
+            features_cached=self._frames.num_cached,
+            spilled=len(self._spill),
+            spill_dir=self._spill.path,
+        )
+
+    @property
+    def _ptr_num_frames(self) -> int | None:
+        # a live stream always uses the pointer cap, even once it has ended (see the module doc)
+        return None if self._frames.is_live else self._frames.num_frames
+
+    # ---- prompts --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def add_prompt(
+        self,
+        frame: int,
+        obj_id: int,
+        points: Any = None,
+        labels: Any = None,
+        box: Any = None,
+        mask: Any = None,
+        clear: bool = False,
+    ) -> tuple[list[int], Tensor]:
+        """Add clicks, a box or a mask for one object on one frame; new ids start a new object.
+
+        points: [[x, y], ...] video pixels with labels (1 foreground, 0 background); box:
+        [x0, y0, x1, y1]; mask: (H, W) at video size. Clicks add to the frame's earlier
+        clicks unless `clear`. Returns (obj_ids, logits (N, H, W) on this frame).
+        """
+        self._check_open()
+        frame = self._frames.check(frame)
+        obj_id = _as_obj_id(obj_id)
+        prompt = parse_prompt(
+            points=points, labels=labels, box=box, mask=mask, height=self.height, width=self.width,
+            image_size=self._model.config.image_size, device=self._model.device,
+        )
+        obj = self._objects.get(obj_id) or TrackedObject.new(
+            obj_id, self._rules, spill=self._spill, max_in_memory=self._max_memory_frames
+        )
+        coords, labels_t = prompt.coords, prompt.labels
+        if prompt.mask is None and not clear and frame in obj.points:
+            if prompt.has_box:
+                raise PromptError(
+                    f"frame {frame} already has clicks for object {obj_id}; a box must come first: "
+                    "pass clear=True to replace them"
+                )
+            old_coords, old_labels = obj.points[frame]
+            coords, labels_t = torch.cat([old_coords, coords]), torch.cat([old_labels, labels_t], dim=1)
+            coords = coords.reshape(1, -1, 2)
+
+        is_init = frame not in obj.tracked
+        is_cond = is_init or self.config.add_all_frames_to_correct_as_cond
+        prev_logits = None
+        if prompt.mask is None:
+            earlier = obj.output(frame, self._results)
+            if earlier is not None:
+                prev_logits = earlier.clamp(-PREV_LOGITS_CLAMP, PREV_LOGITS_CLAMP)
+        out = obj.prompt_step(
+            self._model, self.config, self._frames.features(frame), frame=frame, is_init=is_init,
+            coords=coords, labels=labels_t, mask=prompt.mask, prev_logits=prev_logits,
+            num_frames=self._ptr_num_frames,
+        )
+        # nothing above changed the session: a failed prompt leaves it as it was
+        self._frames.pin(frame)
+        if prompt.mask is None:
+            obj.points[frame] = (coords, labels_t)
+        else:
+            obj.points.pop(frame, None)
+        obj.set_pending(frame, out, cond=is_cond, fill_hole_area=self.config.fill_hole_area)
+        self._objects[obj_id] = obj
+        self._epoch += 1
+        return self.obj_ids, self._frame_logits(frame)
+
+    # ---- propagation ----------------------------------------------------------------------
+    def propagate(
+        self, start: int | None = None, max_frames: int | None = None, reverse: bool = False, *, progress: bool = False
+    ) -> Iterator[tuple[int, list[int], Tensor]]:
+        """Track every object frame by frame, yielding (frame, obj_ids, logits (N, H, W)).
+
+        start: first frame (default: the earliest prompted frame); max_frames: at most
+        this many frames (default: to the end, or the first frame when reverse). A live
+        stream is read as it yields. Prompts made meanwhile stop the iteration.
+        """
+        self._check_open()
+        if not self._objects:
+            raise SessionError("nothing to track: add a prompt first with session.add_prompt(...)")
+        if start is not None:
+            start = self._frames.check(start)
+        if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
+            raise SessionError(f"max_frames must be a positive integer or None, got {max_frames!r}")
+        return self._propagate(start, max_frames, bool(reverse), progress)
+
+    @torch.inference_mode()
+    def _propagate(
+        self, start: int | None, max_frames: int | None, reverse: bool, progress: bool
+    ) -> Iterator[tuple[int, list[int], Tensor]]:
+        self._commit_pending()
+        epoch = self._epoch
+        if start is None:
+            start = min(min(obj.bank.cond_frames) for obj in self._objects.values())
+        step = -1 if reverse else 1
+        stop = -1 if reverse else self._frames.num_frames  # None: a live stream, until it ends
+        if max_frames is not None:
+            last = start + step * max_frames
+            stop = max(last, stop) if reverse else (last if stop is None else min(last, stop))
+        bar = tqdm(total=None if stop is None else abs(stop - start), desc="tracking", disable=not progress)
+        frame = start
+        with bar:
+            while (stop is None or frame != stop) and self._frames.exists(frame):
+                if self._epoch != epoch or self._closed:
+                    raise SessionError("the session changed during propagation; call propagate() again")
+                track_objects(
+                    self._model, self.config, self._frames.features(frame), list(self._objects.values()),
+                    frame=frame, reverse=reverse, num_frames=self._ptr_num_frames, results=self._results,
+                )
+                bar.update(1)
+                yield frame, self.obj_ids, self._frame_logits(frame)
+                frame += step
+
+    def _commit_pending(self) -> None:
+        """Write the prompted frames' outputs into memory (the official preflight)."""
+        for obj in self._objects.values():
+            for frame in list(obj.pending):
+                commit_pending(self._model, self.config, self._frames.features(frame), obj, frame, self._results)
+                self._unpin_if_unused(frame)
+
+    def _unpin_if_unused(self, frame: int) -> None:
+        if not any(frame in obj.pending for obj in self._objects.values()):
+            self._frames.unpin(frame)
+
+    # ---- objects --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def remove_object(self, obj_id: int) -> list[int]:
+        """Forget one object (prompts, memories, results); returns the remaining ids."""
+        self._check_open()
+        obj = self._objects.pop(self._object(obj_id).obj_id)
+        obj.bank.clear()
+        self._results.remove_object(obj.obj_id)
+        for frame in obj.pending:
+            self._unpin_if_unused(frame)
+        self._epoch += 1
+        return self.obj_ids
+
+    def reset(self) -> None:
+        """Forget every object, prompt and result; the video stays open."""
+        self._check_open()
+        for obj in self._objects.values():
+            obj.bank.clear()
+            for frame in obj.pending:
+                self._frames.unpin(frame)
+        self._objects.clear()
+        self._results.clear()
+        self._epoch += 1
+
+    # ---- results --------------------------------------------------------------------------
+    def result(self, frame: int, obj_id: int) -> FrameResult | None:
+        """One object's latest prediction on a frame (low-res logits, score), or None."""
+        self._check_open()
+        obj = self._object(obj_id)
+        pending = obj.pending.get(frame)
+        if pending is not None:
+            return FrameResult(frame, obj.obj_id, pending.logits, float(pending.obj_score_logits))
+        return self._results.get(frame, obj.obj_id)
+
+    @torch.inference_mode()
+    def logits(self, frame: int) -> tuple[list[int], Tensor]:
+        """(obj_ids, (N, H, W) logits) on a frame; NO_OBJ_SCORE for objects without a result."""
+        self._check_open()
+        return self.obj_ids, self._frame_logits(frame)
+
+    def masks(self, frame: int) -> tuple[list[int], np.ndarray]:
+        """(obj_ids, (N, H, W) bool masks) on a frame."""
+        obj_ids, logits = self.logits(frame)
+        return obj_ids, (logits > 0).cpu().numpy()
+
+    def _frame_logits(self, frame: int) -> Tensor:
+        maps = []
+        for obj in self._objects.values():
+            low = obj.output(frame, self._results)
+            if low is None:
+                maps.append(torch.full((1, 1, self.height, self.width), NO_OBJ_SCORE, device=self._model.device))
+            else:
+                maps.append(upsample(low, self.height, self.width))
+        if not maps:
+            return torch.empty(0, self.height, self.width, device=self._model.device)
+        return torch.cat(maps)[:, 0]
+
+    # ---- lifetime -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the video, cached features and the session's temporary folder."""
+        if self._closed:
+            return
+        self._closed = True
+        self._objects.clear()
+        self._results = ResultStore(None, max_in_memory=0)
+        self._frames.close()
+        self._spill.close()
+
+    def __enter__(self) -> TrackingSession:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _as_obj_id(obj_id: Any) -> int:
+    try:
+        return operator.index(obj_id)
+    except TypeError:
+        raise SessionError(f"an object id must be an integer, got {type(obj_id).__name__} {obj_id!r}") from None
+
+
+__all__ = ["VideoPredictor", "TrackingSession", "FrameResult", "MemoryUsage", "SESSION_FLAGS", "fill_holes"]
