@@ -47,7 +47,7 @@ from masklet.io.masks import RleLike, decode_rle, encode_rle, validate_rle
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ANNOTATION_FPS", "PHASES", "MaskletWorkflow", "frame_stride"]
+__all__ = ["ANNOTATION_FPS", "PHASES", "EveryNthFrame", "MaskletWorkflow", "frame_stride"]
 
 PHASES = (1, 2, 3)
 ANNOTATION_FPS = 6.0  # SA-V masks are annotated at 6 fps
@@ -58,7 +58,7 @@ def frame_stride(fps: float, annotation_fps: float = ANNOTATION_FPS) -> int:
     return max(1, round(fps / annotation_fps))
 
 
-class _EveryNth(FrameSource):
+class EveryNthFrame(FrameSource):
     """Frames 0, n, 2n, ... of another source, which stays open (its owner closes it)."""
 
     def __init__(self, base: FrameSource, stride: int) -> None:
@@ -400,7 +400,7 @@ class MaskletWorkflow:
             source = (
                 self._frames
                 if self.track_all_frames or self.stride == 1
-                else _EveryNth(self._frames, self.stride)
+                else EveryNthFrame(self._frames, self.stride)
             )
             self._session = self._video.start(source)
             self._dirty = {f for f, s in self._sources.items() if s in EDIT_SOURCES and f % self.stride == 0}
