@@ -1,4 +1,4 @@
-"""The data-engine subcommands of `masklet`: project, review, import, export, eval, effort.
+"""The data-engine subcommands of `masklet`: project, review, import, export, eval, effort, annotate, auto-masklets.
 
 `add_engine_commands(subparsers)` adds them to the main parser; each handler takes the parsed
 arguments and returns an exit code, and raises `MaskletError`s for the main loop to print.
@@ -229,9 +229,152 @@ def cmd_effort(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------- annotate, auto
+def _read_gt(path: Path, video: Any) -> dict[int, dict[int, Any]]:
+    """{obj_id: {frame: RLE}} from an SA-V JSON file, an SA-V evaluation video folder or a DAVIS folder."""
+    from masklet.io.formats import read_sav_json
+
+    if path.is_file():
+        gt = read_sav_json(path).to_eval_masks()
+    elif path.is_dir():
+        gt = _read_layout(path)
+    else:
+        raise MaskletError(f"{path}: no such file or folder; --gt takes an SA-V JSON file or a mask folder")
+    for obj_id, frames in gt.items():
+        for frame, rle in frames.items():
+            if not 0 <= frame < video.frame_count or tuple(rle.size) != (video.height, video.width):
+                raise MaskletError(
+                    f"{path}: object {obj_id}, frame {frame}: a {rle.size[0]}x{rle.size[1]} (h x w) mask does not "
+                    f"fit video {video.id} ({video.frame_count} frames of {video.height}x{video.width})"
+                )
+    return gt
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from masklet.cli import _build_model
+    from masklet.engine.simulate import AnnotatorModel, annotate_video
+
+    with _store(args) as store:
+        project = _project(store, args.project)
+        video = store.get_video(args.video_id)
+        if video.project_id != project.id:
+            raise NotFoundError(f"video {video.id} is not in project {project.name!r}")
+        gt = _read_gt(Path(args.gt), video)
+        if args.objects:
+            missing = sorted(set(args.objects) - set(gt))
+            if missing:
+                raise MaskletError(f"--objects {missing} are not in {args.gt} (it has {sorted(gt)})")
+            gt = {o: gt[o] for o in args.objects}
+        annotator = AnnotatorModel(max_clicks=args.max_clicks, min_error_px=args.min_error_px)
+        done = annotate_video(
+            store, video.id, gt, _build_model(args), phase=args.phase, by=_by(args), annotator=annotator,
+            stride=args.stride, realign=args.realign, submit=args.submit,
+        )  # fmt: skip
+        report = [
+            {"masklet": w.masklet_id, "obj_id": store.get_masklet(w.masklet_id).obj_id, "phase": w.phase,
+             "frames": len(w.frames), "clicks": w.clicks, "strokes": w.strokes, "seconds": w.seconds}
+            for w in done
+        ]  # fmt: skip
+        if args.json:
+            _echo(json.dumps(report))
+        else:
+            rows = [["masklet", "object", "phase", "frames worked", "clicks", "strokes", "seconds"]]
+            rows += [[*(str(r[k]) for k in list(r)[:-1]), f"{r['seconds']:.1f}"] for r in report]
+            _echo(_table(rows))
+    return 0
+
+
+def cmd_auto_masklets(args: argparse.Namespace) -> int:
+    from masklet.cli import _build_model
+    from masklet.engine.auto import AutoMaskletConfig, generate_auto_masklets
+
+    config = AutoMaskletConfig(
+        grid_sizes=tuple(args.grids), points_per_batch=args.points_per_batch,
+        pred_iou_thresh=args.pred_iou_thresh, stability_score_thresh=args.stability_score_thresh,
+        box_nms_thresh=args.box_nms_thresh, crop_nms_thresh=args.crop_nms_thresh,
+        min_region_area=args.min_region_area, min_stability=args.min_stability,
+        min_presence=args.min_presence, min_size_px=args.min_size, dedup_iou=args.dedup_iou,
+        stride=args.stride, track_all_frames=args.track_all_frames,
+    )  # fmt: skip
+    with _store(args) as store:
+        project = _project(store, args.project)
+        video = store.get_video(args.video_id)
+        if video.project_id != project.id:
+            raise NotFoundError(f"video {video.id} is not in project {project.name!r}")
+        result = generate_auto_masklets(store, video.id, _build_model(args), config=config, frame=args.frame,
+                                        by=_by(args))  # fmt: skip
+        dropped = ", ".join(f"{n} {why}" for why, n in result.dropped.items() if n) or "none"
+        _echo(f"video {video.id}: {result.candidates} candidates, {len(result.masklets)} auto masklets "
+              f"sent to review (dropped: {dropped})")  # fmt: skip
+        for m in result.masklets:
+            _echo(f"masklet {m.id} object {m.obj_id}: stability {m.meta['stability_score']:.3f}, "
+                  f"{m.meta['size_px']:.0f} px")  # fmt: skip
+    return 0
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _add_annotate_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    from masklet.cli import _add_model_args
+
+    p = subparsers.add_parser(
+        "annotate", parents=[common],
+        help="scripted annotation: the simulated annotator works a video against ground truth in phase 1, 2 or 3",
+    )  # fmt: skip
+    p.add_argument("project")
+    p.add_argument("video_id", type=int)
+    p.add_argument("--phase", type=int, required=True, choices=(1, 2, 3))
+    p.add_argument(
+        "--gt", required=True, help="SA-V JSON file, or an SA-V evaluation / DAVIS folder of the video"
+    )
+    p.add_argument("--objects", type=_ints, default=None, help="only these ground-truth object ids (1,2,...)")
+    p.add_argument("--stride", type=int, default=None, help="annotate every n-th frame (default: fps / 6)")
+    p.add_argument("--max-clicks", type=int, default=5, help="clicks on a frame before the pixel tools")
+    p.add_argument("--min-error-px", type=int, default=16, help="smaller error regions are left alone")
+    p.add_argument("--realign", action="store_true", help="also re-annotate each masklet in Phase 1")
+    p.add_argument("--submit", action="store_true", help="send each masklet to review")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_annotate)
+
+    p = subparsers.add_parser(
+        "auto-masklets", parents=[common],
+        help="SA-V auto masklets for a project video: segment everything on one frame, track, filter, review",
+    )  # fmt: skip
+    p.add_argument("project")
+    p.add_argument("video_id", type=int)
+    p.add_argument("--frame", type=int, default=0, help="the (annotated) frame to segment")
+    p.add_argument("--grids", type=_ints, default=[32, 16, 4],
+                   help="points per side: the frame, then each crop layer (default 32,16,4)")  # fmt: skip
+    p.add_argument("--points-per-batch", type=int, default=64)
+    p.add_argument("--pred-iou-thresh", type=float, default=0.8)
+    p.add_argument("--stability-score-thresh", type=float, default=0.95)
+    p.add_argument("--box-nms-thresh", type=float, default=0.7)
+    p.add_argument("--crop-nms-thresh", type=float, default=0.7)
+    p.add_argument("--min-region-area", type=int, default=200, help="holes and specks under this are removed")
+    p.add_argument("--min-stability", type=float, default=0.9, help="mean stability over annotated frames")
+    p.add_argument("--min-presence", type=float, default=0.0, help="share of annotated frames visible")
+    p.add_argument("--min-size", type=float, default=200.0, help="mean visible area in pixels")
+    p.add_argument("--dedup-iou", type=float, default=0.5, help="IoU above which a masklet is a duplicate")
+    p.add_argument("--stride", type=int, default=None, help="annotated frames (default: fps / 6)")
+    p.add_argument(
+        "--track-all-frames", action="store_true", help="track every frame, not only annotated ones"
+    )
+    _add_model_args(p)
+    p.set_defaults(func=cmd_auto_masklets)
+
+
 # ------------------------------------------------------------------------------------------- parsers
 def add_engine_commands(subparsers: Any) -> None:
-    """Add project, review, import, export, eval and effort to the `masklet` subparsers."""
+    """Add project, review, import, export, eval, effort, annotate and auto-masklets to the `masklet` subparsers."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=None, help=f"database URL (default: $MASKLET_DB or {DEFAULT_DB})")
     common.add_argument("--by", default=None, help="who is acting (default: the login name)")
@@ -295,3 +438,5 @@ def add_engine_commands(subparsers: Any) -> None:
     p.add_argument("project")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=cmd_effort)
+
+    _add_annotate_commands(subparsers, common)

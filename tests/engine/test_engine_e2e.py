@@ -1,0 +1,140 @@
+"""The scripted data engine end to end through the `masklet` command: a synthetic video with known
+masks is worked by the simulated annotator in phases 1, 2 and 3 (random-weight model), then
+`masklet effort` prints the per-phase table the events give; `masklet auto-masklets` adds auto
+masklets for review."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from masklet.cli import main
+from masklet.engine.store import Store
+from masklet.io.formats import write_sav_eval_video
+from masklet.io.formats.sav import SavVideoAnnotation, write_sav_json
+from masklet.io.synthetic import make_synthetic_video, write_frame_folder
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+T, H, W = 12, 96, 128  # 24 fps: annotated frames 0, 4, 8
+MODEL = ["--image-size", "128"]  # sam2.1 tiny, random weights
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def engine(tmp_path: Path, capsys):
+    """A project with the synthetic video (a PNG folder at 24 fps) and its masks in the SA-V eval layout."""
+    clip = make_synthetic_video(T, height=H, width=W, num_objects=2, seed=1)
+    write_frame_folder(clip.frames, tmp_path / "clip", suffix=".png")
+    gt = {o: {t: clip.mask(t, o) for t in range(T)} for o in clip.obj_ids}
+    gt_dir = write_sav_eval_video(tmp_path / "gt", "clip", gt)
+    db = ["--db", f"sqlite:///{tmp_path / 'engine.db'}", "--by", "sim"]
+
+    def run(*argv: str) -> str:
+        assert main([*argv, *db]) == 0, capsys.readouterr().err
+        return capsys.readouterr().out
+
+    run("project", "create", "e2e")
+    assert run("project", "add-video", "e2e", str(tmp_path / "clip"), "--fps", "24").startswith("video 1 ")
+    return run, gt_dir, db, clip
+
+
+def test_three_phases_then_the_effort_table(engine) -> None:
+    run, gt_dir, db, _ = engine
+    common = ["e2e", "1", "--gt", str(gt_dir), "--max-clicks", "3", "--min-error-px", "4", "--json", *MODEL]
+    reports = {
+        1: json.loads(run("annotate", "--phase", "1", *common)),
+        2: json.loads(run("annotate", "--phase", "2", *common, "--realign")),
+        3: json.loads(run("annotate", "--phase", "3", *common, "--submit")),
+    }
+    assert {p: [r["phase"] for r in rs] for p, rs in reports.items()} == {1: [1, 1], 2: [2, 2], 3: [3, 3]}
+    assert [r["obj_id"] for r in reports[1]] == [1, 2]  # gt ids kept while free, then the next ones
+
+    table = json.loads(run("effort", "e2e", "--json"))
+    phases = {p["phase"]: p for p in table["phases"]}
+    assert sorted(phases) == [1, 2, 3]
+
+    # the table from the events, recomputed here: frames with a saved mask, time, clicks, edits
+    with Store(db[1]) as store:
+        checks = {m.id for m in store.list_masklets(project_id=1) if "realigned_from" in m.meta}
+        assert len(checks) == 2
+        for phase, row in phases.items():
+            events = [e for e in store.list_events(project_id=1, phase=phase) if e.masklet_id not in checks]
+            puts = [e for e in events if e.action == "mask.put"]
+            frames = {(e.masklet_id, e.frame) for e in puts}
+            edited = {
+                (e.masklet_id, e.frame) for e in puts if e.payload["source"] in ("manual", "click_model")
+            }
+            edited |= {(e.masklet_id, e.frame) for e in events if e.action == "prompt.add"} & frames
+            clicks = sum(e.payload["clicks"] for e in events if e.action == "prompt.add")
+            assert row["frames"] == len(frames) == 6  # 2 objects x 3 annotated frames, every phase
+            assert row["edited_frames"] == len(edited) and row["clicks"] == clicks
+            assert row["seconds"] == pytest.approx(sum(e.duration_s or 0.0 for e in events))
+            # ... and from what the annotator reported doing
+            assert row["seconds"] == pytest.approx(sum(r["seconds"] for r in reports[phase]))
+            assert row["clicks"] == sum(r["clicks"] for r in reports[phase])
+            assert 1.0 <= row["clicks_per_clicked_frame"] <= 3.0 and row["time_per_frame_s"] > 1.0
+        statuses = {m.obj_id: m.status for m in store.list_masklets(project_id=1)}
+    assert phases[1]["edited_share"] == 1.0  # Phase 1 works every annotated frame
+    assert phases[1]["clicked_frames"] == 6 and phases[1]["checked"] == 0
+    assert phases[2]["checked"] == 2 and phases[2]["alignment"] is not None
+    # phases 2 and 3 watch the propagated masklets (Phase 1 has nothing to watch)
+    with Store(db[1]) as store:
+        watched = {p: [e.duration_s for e in store.list_events(project_id=1, phase=p, action="time.examine")]
+                   for p in (1, 2, 3)}  # fmt: skip
+    assert watched[1] == [] and all(watched[p] and min(watched[p]) > 0 for p in (2, 3))
+    assert list(statuses.values()).count("in_review") == 2  # the Phase-3 masklets were submitted
+
+    lines = run("effort", "e2e").splitlines()
+    assert lines[0].split() == ["Phase", "1", "Phase", "2", "Phase", "3"]
+    rows = {" ".join(line.split()[:-3]): line.split()[-3:] for line in lines[1:]}
+    assert rows["annotated frames"] == ["6", "6", "6"]
+    assert rows["edited frames (%)"][0] == "100%"
+    assert rows["time per frame (s)"] == [f"{phases[p]['time_per_frame_s']:.1f}" for p in (1, 2, 3)]
+    assert rows["Phase-1 alignment, IoU > 0.75 (%)"][0] == "-"
+
+
+def test_annotate_reads_sav_json_and_refuses_ground_truth_that_does_not_fit(engine, tmp_path, capsys) -> None:
+    run, gt_dir, db, clip = engine
+    annotation = SavVideoAnnotation.from_masks(
+        [[clip.mask(t, 2) for t in range(0, T, 4)]], video_id="clip", video_frame_count=T, height=H, width=W,
+        masklet_ids=[7],
+    )  # fmt: skip
+    path = write_sav_json(tmp_path / "clip_manual.json", annotation)
+    out = run("annotate", "e2e", "1", "--phase", "2", "--gt", str(path), *MODEL)
+    assert out.splitlines()[1].split()[:3] == ["1", "7", "2"]  # masklet 1, object 7, phase 2
+
+    small = {1: {0: clip.mask(0, 1)[:, :-2]}}
+    bad_dir = write_sav_eval_video(tmp_path / "bad", "clip", small)
+    for gt, message in ((bad_dir, "does not fit video 1"), (tmp_path / "missing", "no such file")):
+        assert main(["annotate", "e2e", "1", "--phase", "1", "--gt", str(gt), *MODEL, *db]) == 2
+        assert message in capsys.readouterr().err
+    assert (
+        main(["annotate", "e2e", "1", "--phase", "1", "--gt", str(gt_dir), "--objects", "5", *MODEL, *db])
+        == 2
+    )
+    assert "--objects [5]" in capsys.readouterr().err
+    with Store(db[1]) as store:
+        assert len(store.list_masklets(project_id=1)) == 1  # only the SA-V run's masklet
+
+
+def test_auto_masklets_command(engine) -> None:
+    run, gt_dir, db, _ = engine
+    run("annotate", "e2e", "1", "--phase", "1", "--gt", str(gt_dir), "--objects", "1", *MODEL)
+    loose = ["--grids", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--box-nms-thresh", "1",
+             "--min-region-area", "20", "--min-stability", "0", "--min-size", "50"]  # fmt: skip
+    out = run("auto-masklets", "e2e", "1", *loose, *MODEL).splitlines()
+    assert out[0].startswith("video 1: ") and "auto masklets sent to review" in out[0]
+    with Store(db[1]) as store:
+        auto = store.list_masklets(project_id=1, type="auto")
+        assert auto and all(m.status == "in_review" for m in auto)
+        assert len(out) == 1 + len(auto) and out[1].startswith(f"masklet {auto[0].id} object ")
+        (event,) = store.list_events(project_id=1, action="auto.run")
+        assert event.payload["kept"] == len(auto)
