@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -138,3 +139,62 @@ def test_auto_masklets_command(engine) -> None:
         assert len(out) == 1 + len(auto) and out[1].startswith(f"masklet {auto[0].id} object ")
         (event,) = store.list_events(project_id=1, action="auto.run")
         assert event.payload["kept"] == len(auto)
+
+
+# ------------------------------------------------------------------------------ the simulated annotator
+def _project(tmp_path: Path) -> tuple[Store, int]:
+    store = Store(f"sqlite:///{tmp_path / 'sim.db'}")
+    project = store.create_project("sim")
+    return store, store.add_video(project.id, "c.mp4", fps=24, width=W, height=H, frame_count=T,
+                                  content_hash="s").id  # fmt: skip
+
+
+def test_phase2_annotator_stops_when_the_tracked_frames_are_good(tmp_path, small_model) -> None:
+    from masklet.engine.effort import effort_table
+    from masklet.engine.phases import MaskletWorkflow
+    from masklet.engine.simulate import AnnotatorModel, simulate_masklet
+    from masklet.predict.video import VideoPredictor
+
+    clip = make_synthetic_video(T, height=H, width=W, num_objects=1, seed=4)
+    # ground truth the tracker gets exactly right from a perfect first frame: nothing to fix after it
+    with VideoPredictor(small_model).start(clip.frames[::4]) as session:
+        session.add_prompt(frame=0, obj_id=1, mask=clip.mask(0, 1))
+        gt = {4 * f: (logits[0] > 0).numpy() for f, _, logits in session.propagate()}
+    gt[0] = clip.mask(0, 1)
+    store, video_id = _project(tmp_path)
+    with store:
+        masklet = store.create_masklet(video_id, by="sim", phase=2)
+        with MaskletWorkflow(
+            store, masklet.id, phase=2, by="sim", model=small_model, frames=clip.frames
+        ) as work:
+            done = simulate_masklet(work, gt, model=AnnotatorModel(max_clicks=2, min_error_px=1))
+        assert [w.frame for w in done.frames] == [0] and done.frames[0].final_iou == 1.0
+        assert done.examine_s == pytest.approx(30.0 * T / 300)  # one pass, watched to the end
+        saved = store.get_frame_masks(masklet.id)
+        assert [(m.frame, m.source) for m in saved] == [(0, "manual"), (4, "propagated"), (8, "propagated")]
+        (phase,) = effort_table(store, video_id=video_id).phases
+        assert (phase.frames, phase.edited_frames) == (3, 1)
+        assert phase.seconds == pytest.approx(done.seconds)
+
+
+def test_phase3_annotator_starts_where_the_object_appears(tmp_path, small_model) -> None:
+    from masklet.engine.phases import MaskletWorkflow
+    from masklet.engine.simulate import AnnotatorModel, simulate_masklet
+
+    clip = make_synthetic_video(T, height=H, width=W, num_objects=1, seed=4)
+    gt = {f: clip.mask(f, 1) if f >= 4 else np.zeros((H, W), bool) for f in range(T)}
+    store, video_id = _project(tmp_path)
+    with store:
+        masklet = store.create_masklet(video_id, by="sim", phase=3)
+        model = AnnotatorModel(max_clicks=2, refine_clicks=1, min_error_px=1, max_fixed_frames=2)
+        with MaskletWorkflow(
+            store, masklet.id, phase=3, by="sim", model=small_model, frames=clip.frames
+        ) as work:
+            done = simulate_masklet(work, gt, model=model)
+        assert [w.frame for w in done.frames][:1] == [4] and len(done.frames) <= 2
+        assert all(w.final_iou == 1.0 and w.clicks <= (2 if i == 0 else 1) for i, w in enumerate(done.frames))
+        saved = {m.frame: m.source for m in store.get_frame_masks(masklet.id)}
+        assert saved[0] == "propagated" and saved[4] == "manual"  # frame 0 from the backward pass
+        prompts = store.list_prompts(masklet.id)
+        assert {p.kind for p in prompts} <= {"click", "mask"} and prompts[0].frame == 4
+        assert len(store.list_events(masklet_id=masklet.id, action="time.locate")) == len(done.frames)

@@ -287,36 +287,36 @@ def annotate_video(
     `model` is a `SAM2Model`; `frames` defaults to the video's path. The object id is kept
     when free on the video (meta `simulated.gt_obj_id` names it either way). `realign` adds a
     Phase-1 re-annotation of each masklet (meta `realigned_from`, for the effort table's
-    alignment row); `submit` sends each masklet to review.
+    alignment row); `submit` sends each masklet (not the re-annotations) to review.
     """
     from masklet.predict.image import ImagePredictor
     from masklet.predict.video import VideoPredictor
 
     video = store.get_video(video_id)
+    if not gt:
+        raise NotFoundError(f"no objects in the ground truth for video {video.id}")
     image, tracker = ImagePredictor(model), VideoPredictor(model)
     out = []
     with open_frame_source(video.path if frames is None else frames) as source:
 
-        def run(masklet: Masklet, in_phase: int, target: Mapping[int, MaskLike]) -> MaskletWork:
+        def run(masklet: Masklet, in_phase: int, target: Mapping[int, MaskLike], send: bool) -> MaskletWork:
             with MaskletWorkflow(
                 store, masklet.id, phase=in_phase, by=by, frames=source, image_predictor=image,
                 video_predictor=tracker, stride=stride,
             ) as work:  # fmt: skip
                 done = simulate_masklet(work, target, model=annotator)
-                if submit:
+                if send:
                     work.submit()
                 return done
 
         for obj_id in sorted(gt):
             meta = {"simulated": {"gt_obj_id": int(obj_id)}}
             masklet = _new_masklet(store, video_id, obj_id, by=by, phase=phase, meta=meta)
-            out.append(run(masklet, phase, gt[obj_id]))
+            out.append(run(masklet, phase, gt[obj_id], submit))
             if realign:
                 check = _new_masklet(store, video_id, obj_id, by=by, phase=1,
                                      meta={**meta, REALIGNED_FROM: masklet.id})  # fmt: skip
-                run(check, 1, gt[obj_id])
-    if not out:
-        raise NotFoundError(f"no objects in the ground truth for video {video.id}")
+                run(check, 1, gt[obj_id], False)  # a check, not for review
     return out
 
 
