@@ -158,6 +158,21 @@ def cmd_auto(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth_video(args: argparse.Namespace) -> int:
+    from masklet.io.formats.sav_eval import write_sav_eval_video
+    from masklet.io.synthetic import make_synthetic_video, write_mp4
+
+    if args.height % 2 or args.width % 2 or args.frames < 1 or args.objects < 1:
+        raise MaskletError("--frames and --objects must be positive and --height/--width even (yuv420p video)")
+    video = make_synthetic_video(args.frames, args.height, args.width, args.objects, args.seed)
+    write_mp4(video.frames, args.out, fps=args.fps)
+    gt = {obj_id: {t: video.mask(t, obj_id) for t in range(args.frames)} for obj_id in video.obj_ids}
+    gt_dir = write_sav_eval_video(args.gt, Path(args.out).stem, gt, overwrite=True)
+    print(f"{args.frames} frames {args.width}x{args.height}, {args.objects} objects -> {args.out}; "
+          f"ground truth -> {gt_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="masklet", description="SAM 2 for images and videos, and its data engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-mask-region-area", type=int, default=0)
     _add_model_args(p)
     p.set_defaults(func=cmd_auto)
+
+    p = sub.add_parser("synth-video", help="write a synthetic video of moving shapes and its ground-truth masks")
+    p.add_argument("out", help="video file to write (.mp4)")
+    p.add_argument("--gt", required=True, help="folder for the masks, SA-V evaluation layout")
+    p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--height", type=int, default=240)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--objects", type=int, default=2)
+    p.add_argument("--fps", type=float, default=24.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth_video)
 
     from masklet.cli_engine import add_engine_commands
 
