@@ -125,3 +125,21 @@ def test_bad_arguments_are_usage_errors(capsys):
         main(["segment", "x.jpg", "--point", "1,2,3,4", "--out", "m.png"])
     assert exc.value.code == 2
     assert "--point needs 2 or 3 numbers" in capsys.readouterr().err
+
+
+def test_synth_video_writes_video_and_ground_truth(tmp_path):
+    from masklet.io.formats.sav_eval import read_sav_eval_video
+    from masklet.io.frames import open_frame_source
+
+    out = tmp_path / "shapes.mp4"
+    assert main(["synth-video", str(out), "--gt", str(tmp_path / "gt"), "--frames", "5", "--height", "64",
+                 "--width", "96", "--objects", "2"]) == 0
+    with open_frame_source(out) as source:
+        assert source.num_frames == 5 and (source.height, source.width) == (64, 96)
+    gt = read_sav_eval_video(tmp_path / "gt" / "shapes")
+    assert gt is not None
+
+
+def test_synth_video_refuses_odd_sizes(tmp_path, capsys):
+    assert main(["synth-video", str(tmp_path / "x.mp4"), "--gt", str(tmp_path / "gt"), "--height", "63"]) == 2
+    assert "even" in capsys.readouterr().err
