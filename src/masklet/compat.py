@@ -3,6 +3,7 @@
 An official notebook runs by changing its imports:
 
     from masklet.compat import build_sam2, SAM2ImagePredictor, SAM2AutomaticMaskGenerator
+    from masklet.compat import build_sam2_video_predictor
 
 Only this module speaks the official argument shapes (config file paths, hydra
 override strings); everything else in masklet uses typed configs.
@@ -13,17 +14,22 @@ from __future__ import annotations
 import logging
 import os
 import re
+import weakref
+from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor
 
 from masklet.build import build_sam2 as _build
 from masklet.configs import CONFIGS, SAM2Config, get_config
-from masklet.errors import ConfigError
+from masklet.errors import ConfigError, PromptError, SessionError
 from masklet.model.sam2 import SAM2Model
 from masklet.predict.automatic import AutomaticMaskGenerator
 from masklet.predict.image import ImagePredictor
+from masklet.predict.video import TrackingSession, VideoPredictor
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +92,44 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
+# parity: with postprocessing the official builders append these after the caller's overrides
+# (so they win); without it the official classes' defaults apply, which a caller may override
+_POSTPROCESSING = (
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+)
+_VIDEO_POSTPROCESSING = (
+    "++model.binarize_mask_from_pts_for_mem_enc=true",
+    "++model.fill_hole_area=8",
+)
+_NO_POSTPROCESSING = ("++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=false",)
+_NO_VIDEO_POSTPROCESSING = (
+    "++model.binarize_mask_from_pts_for_mem_enc=false",
+    "++model.fill_hole_area=0",
+)
+
+
+def _build_model(
+    config_file: str,
+    ckpt_path: str | os.PathLike[str] | None,
+    device: str | torch.device,
+    mode: str,
+    extra: list[str] | None,
+    apply_postprocessing: bool,
+    *,
+    video: bool,
+) -> SAM2Model:
+    cfg = get_config(config_name_from_file(config_file))
+    extra = list(extra or [])
+    if apply_postprocessing:
+        overrides = extra + list(_POSTPROCESSING) + list(_VIDEO_POSTPROCESSING if video else ())
+    else:
+        overrides = list(_NO_POSTPROCESSING) + list(_NO_VIDEO_POSTPROCESSING if video else ()) + extra
+    model = _build(apply_hydra_overrides(cfg, overrides), ckpt_path, _resolve_device(device))
+    return model.train(mode == "train")
+
+
 def build_sam2(
     config_file: str,
     ckpt_path: str | os.PathLike[str] | None = None,
@@ -96,13 +140,32 @@ def build_sam2(
     **kwargs: Any,
 ) -> SAM2Model:
     """The official `sam2.build_sam.build_sam2`, with the same arguments."""
-    cfg = get_config(config_name_from_file(config_file))
-    overrides = list(hydra_overrides_extra or [])
-    if not apply_postprocessing:
-        overrides.append("++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=false")
-    cfg = apply_hydra_overrides(cfg, overrides)
-    model = _build(cfg, ckpt_path, _resolve_device(device))
-    return model.train(mode == "train")
+    return _build_model(
+        config_file, ckpt_path, device, mode, hydra_overrides_extra, apply_postprocessing, video=False
+    )
+
+
+def build_sam2_video_predictor(
+    config_file: str,
+    ckpt_path: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cuda",
+    mode: str = "eval",
+    hydra_overrides_extra: list[str] | None = None,
+    apply_postprocessing: bool = True,
+    vos_optimized: bool = False,
+    **kwargs: Any,
+) -> SAM2VideoPredictor:
+    """The official `sam2.build_sam.build_sam2_video_predictor`, with the same arguments.
+
+    `vos_optimized` (upstream: a compiled image encoder) changes nothing here. Session
+    switches such as `++model.add_all_frames_to_correct_as_cond=true` are honoured.
+    """
+    if vos_optimized:
+        log.info("vos_optimized has no effect in masklet (nothing is compiled)")
+    model = _build_model(
+        config_file, ckpt_path, device, mode, hydra_overrides_extra, apply_postprocessing, video=True
+    )
+    return SAM2VideoPredictor(model)
 
 
 class SAM2ImagePredictor(ImagePredictor):
@@ -128,10 +191,240 @@ class SAM2AutomaticMaskGenerator(AutomaticMaskGenerator):
         return [record.to_dict() for record in super().generate(image)]
 
 
+class InferenceState(Mapping[str, Any]):
+    """The official `inference_state` (opaque): one TrackingSession and what the official calls need.
+
+    `state["num_frames"]`, `["video_height"]`, `["video_width"]`, `["obj_ids"]` and
+    `["device"]` read as upstream. The session (its open video and temporary folder)
+    is closed by `close()` or when the state is garbage-collected.
+    """
+
+    KEYS = ("num_frames", "video_height", "video_width", "obj_ids", "device")
+
+    def __init__(self, session: TrackingSession, device: torch.device) -> None:
+        self.session = session
+        self.device = device
+        # per object: frames with prompts, conditioning frames, tracked frames (the official
+        # bookkeeping that decides where propagation starts and what remove_object returns)
+        self.input_frames: dict[int, set[int]] = {}
+        self.cond_frames: dict[int, set[int]] = {}
+        self.tracked_frames: dict[int, set[int]] = {}
+        self._finalizer = weakref.finalize(self, session.close)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.KEYS:
+            raise KeyError(f"{key!r}: masklet's inference state exposes only {', '.join(self.KEYS)}")
+        session = self.session
+        if key == "device":
+            return self.device
+        return {"num_frames": session.num_frames, "video_height": session.height,
+                "video_width": session.width, "obj_ids": session.obj_ids}[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def note_prompt(self, frame: int, obj_id: int) -> None:
+        tracked = self.tracked_frames.setdefault(obj_id, set())
+        self.input_frames.setdefault(obj_id, set()).add(frame)
+        cond = self.cond_frames.setdefault(obj_id, set())
+        if frame not in tracked or self.session.config.add_all_frames_to_correct_as_cond:
+            cond.add(frame)
+
+    def forget(self, obj_id: int | None = None) -> None:
+        """Drop one object's bookkeeping (all objects' when None)."""
+        for book in (self.input_frames, self.cond_frames, self.tracked_frames):
+            if obj_id is None:
+                book.clear()
+            else:
+                book.pop(obj_id, None)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _state(inference_state: Any) -> InferenceState:
+    if not isinstance(inference_state, InferenceState):
+        raise SessionError(
+            f"expected the inference state returned by init_state(...), got {type(inference_state).__name__}"
+        )
+    return inference_state
+
+
+def _as_array(value: Any, *, ndim: int, what: str) -> np.ndarray:
+    """An official prompt array with its optional batch axis of 1 removed."""
+    array = value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
+    if array.ndim == ndim + 1:
+        if array.shape[0] != 1:
+            raise PromptError(f"{what}: one object per call, got a batch of {array.shape[0]}")
+        array = array[0]
+    return array
+
+
+class SAM2VideoPredictor:
+    """The official `SAM2VideoPredictor`'s methods and return values, over masklet's `TrackingSession`.
+
+    As upstream (unlike masklet's own `VideoPredictor`), a click or mask on a frame that
+    was already tracked does not become a conditioning frame unless the config sets
+    `add_all_frames_to_correct_as_cond`: the next propagation overwrites it. Masks are
+    (N, 1, H, W) float32 logits at video resolution. Other attributes (`to`, `eval`,
+    `state_dict`, ...) are the model's, as the official predictor is the model.
+    """
+
+    def __init__(self, model: SAM2Model, **session_options: Any) -> None:
+        self.model = model
+        add_all = model.config.tracking.add_all_frames_to_correct_as_cond
+        self.video = VideoPredictor(model, add_all_frames_to_correct_as_cond=add_all, **session_options)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("model", "video"):  # not set yet (copy, unpickling)
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    @property
+    def image_size(self) -> int:
+        return self.model.config.image_size
+
+    def init_state(
+        self,
+        video_path: Any,
+        offload_video_to_cpu: bool = False,
+        offload_state_to_cpu: bool = False,
+        async_loading_frames: bool = False,
+    ) -> InferenceState:
+        """Open a video: a JPEG folder as upstream, or anything `VideoPredictor.start` accepts.
+
+        The offload and async flags change nothing: frames are decoded on demand and the
+        session's memory is bounded anyway.
+        """
+        return InferenceState(self.video.start(video_path), self.model.device)
+
+    def add_new_points_or_box(
+        self,
+        inference_state: InferenceState,
+        frame_idx: int,
+        obj_id: int,
+        points: Any = None,
+        labels: Any = None,
+        clear_old_points: bool = True,
+        normalize_coords: bool = True,
+        box: Any = None,
+    ) -> tuple[int, list[int], Tensor]:
+        """Clicks and/or a box for one object on one frame; `(frame_idx, obj_ids, masks)`.
+
+        Coordinates are video pixels, or fractions of the frame size without `normalize_coords`.
+        """
+        state = _state(inference_state)
+        if (points is None) != (labels is None):
+            raise PromptError("points and labels must be provided together")
+        if points is None and box is None:
+            raise PromptError("at least one of points or box must be provided as input")
+        if box is not None and not clear_old_points:
+            raise PromptError(
+                "cannot add a box without clearing old points: a box must come before any click "
+                "on a frame; pass clear_old_points=True"
+            )
+        if points is not None:
+            points = _as_array(points, ndim=2, what="points").astype(np.float64)
+            labels = _as_array(labels, ndim=1, what="labels")
+        if box is not None:
+            box = _as_array(box, ndim=1, what="box").astype(np.float64).reshape(-1)
+        if not normalize_coords:
+            scale = np.array([state.session.width, state.session.height], dtype=np.float64)
+            points = None if points is None else points * scale
+            box = None if box is None else (box.reshape(-1, 2) * scale).reshape(-1)
+        obj_ids, logits = state.session.add_prompt(
+            frame=frame_idx, obj_id=obj_id, points=points, labels=labels, box=box, clear=clear_old_points
+        )
+        state.note_prompt(frame_idx, obj_id)
+        return frame_idx, obj_ids, logits[:, None]
+
+    def add_new_points(self, *args: Any, **kwargs: Any) -> tuple[int, list[int], Tensor]:
+        """Deprecated upstream: `add_new_points_or_box`."""
+        return self.add_new_points_or_box(*args, **kwargs)
+
+    def add_new_mask(
+        self, inference_state: InferenceState, frame_idx: int, obj_id: int, mask: Any
+    ) -> tuple[int, list[int], Tensor]:
+        """A (H, W) mask at video resolution for one object on one frame; `(frame_idx, obj_ids, masks)`."""
+        state = _state(inference_state)
+        obj_ids, logits = state.session.add_prompt(frame=frame_idx, obj_id=obj_id, mask=mask)
+        state.note_prompt(frame_idx, obj_id)
+        return frame_idx, obj_ids, logits[:, None]
+
+    def propagate_in_video(
+        self,
+        inference_state: InferenceState,
+        start_frame_idx: int | None = None,
+        max_frame_num_to_track: int | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[int, list[int], Tensor]]:
+        """Yield `(frame_idx, obj_ids, masks)` from the earliest conditioning frame (or `start_frame_idx`)."""
+        state = _state(inference_state)
+        if not state.session.obj_ids:
+            raise SessionError(
+                "No input points or masks are provided for any object; please add inputs first."
+            )
+        start = start_frame_idx
+        if start is None:
+            start = min(min(frames) for frames in state.cond_frames.values())
+        if reverse and start == 0:
+            return  # parity: upstream skips reverse tracking from frame 0
+        # parity: upstream tracks max_frame_num_to_track frames after the start frame
+        max_frames = None if max_frame_num_to_track is None else max_frame_num_to_track + 1
+        for frame, obj_ids, logits in state.session.propagate(start, max_frames, reverse):
+            for obj_id in obj_ids:
+                state.tracked_frames.setdefault(obj_id, set()).add(frame)
+            yield frame, obj_ids, logits[:, None]
+
+    def clear_all_prompts_in_frame(
+        self, inference_state: InferenceState, frame_idx: int, obj_id: int, need_output: bool = True
+    ) -> tuple[int, list[int], Tensor] | None:
+        """Not supported yet: masklet's session cannot drop one frame's prompts."""
+        raise SessionError(
+            "clear_all_prompts_in_frame is not supported by masklet yet; remove the object "
+            "(remove_object) and prompt it again instead"
+        )
+
+    def reset_state(self, inference_state: InferenceState) -> None:
+        """Forget every object, prompt and result; the video stays open."""
+        state = _state(inference_state)
+        state.session.reset()
+        state.forget()
+
+    def remove_object(
+        self, inference_state: InferenceState, obj_id: int, strict: bool = False, need_output: bool = True
+    ) -> tuple[list[int], list[tuple[int, Tensor]]]:
+        """Forget one object; `(obj_ids, [(frame_idx, masks), ...])` on the frames it had prompts on."""
+        state = _state(inference_state)
+        session = state.session
+        if obj_id not in session.obj_ids:
+            if strict:
+                raise SessionError(
+                    f"Cannot remove object id {obj_id} as it doesn't exist. "
+                    f"All existing object ids: {session.obj_ids}."
+                )
+            return session.obj_ids, []
+        if len(session.obj_ids) == 1:
+            self.reset_state(state)
+            return session.obj_ids, []
+        frames = sorted(state.input_frames.get(obj_id, ()))
+        obj_ids = session.remove_object(obj_id)
+        state.forget(obj_id)
+        if not need_output:
+            return obj_ids, []
+        return obj_ids, [(frame, session.logits(frame)[1][:, None]) for frame in frames]
+
+
 __all__ = [
+    "InferenceState",
     "SAM2AutomaticMaskGenerator",
     "SAM2ImagePredictor",
+    "SAM2VideoPredictor",
     "apply_hydra_overrides",
     "build_sam2",
+    "build_sam2_video_predictor",
     "config_name_from_file",
 ]
