@@ -106,15 +106,24 @@ def test_objects_in_one_batch_equal_one_by_one(model, features) -> None:
     both = track_step(model, cfg, features, memory=mem, num_objects=2)
     assert both.low_res_logits.shape == (2, 1, 32, 32) and both.high_res_logits.shape == (2, 1, SIZE, SIZE)
     for i in range(2):
-        one = MemoryInputs(mem.features[i : i + 1], mem.tpos[i : i + 1], mem.obj_ptrs[i : i + 1],
-                           mem.ptr_offsets[i : i + 1], mem.ptr_norm)
+        one = MemoryInputs(
+            mem.features[i : i + 1],
+            mem.tpos[i : i + 1],
+            mem.obj_ptrs[i : i + 1],
+            mem.ptr_offsets[i : i + 1],
+            mem.ptr_norm,
+        )
         alone = track_step(model, cfg, features, memory=one, num_objects=1)
         torch.testing.assert_close(both.low_res_logits[i], alone.low_res_logits[0], atol=1e-4, rtol=0)
         torch.testing.assert_close(both.obj_ptr[i], alone.obj_ptr[0], atol=1e-4, rtol=0)
     # the two objects' memories differ, and so do their outputs
     assert not torch.allclose(both.low_res_logits[0], both.low_res_logits[1], atol=1e-3)
-    memories = encode_memory(model, cfg, features, both.high_res_logits, both.obj_score_logits, from_points=False)
-    alone = encode_memory(model, cfg, features, both.high_res_logits[1:], both.obj_score_logits[1:], from_points=False)
+    memories = encode_memory(
+        model, cfg, features, both.high_res_logits, both.obj_score_logits, from_points=False
+    )
+    alone = encode_memory(
+        model, cfg, features, both.high_res_logits[1:], both.obj_score_logits[1:], from_points=False
+    )
     assert memories.dtype == torch.bfloat16 and memories.shape == (2, model.config.mem_dim, 8, 8)
     torch.testing.assert_close(memories[1].float(), alone[0].float(), atol=2e-2, rtol=1e-2)
 
@@ -122,9 +131,20 @@ def test_objects_in_one_batch_equal_one_by_one(model, features) -> None:
 @torch.inference_mode()
 def test_absent_object_gets_the_no_object_constant(model, features) -> None:
     cfg = model.config.tracking
-    outs = [track_step(model, cfg, features, memory=_memory(model, 1, 2, 3, seed=s), num_objects=1) for s in range(8)]
-    outs.append(track_step(model, cfg, features, memory=None, point_coords=torch.tensor([[[60.0, 60.0]]]),
-                           point_labels=torch.tensor([[1]])))
+    outs = [
+        track_step(model, cfg, features, memory=_memory(model, 1, 2, 3, seed=s), num_objects=1)
+        for s in range(8)
+    ]
+    outs.append(
+        track_step(
+            model,
+            cfg,
+            features,
+            memory=None,
+            point_coords=torch.tensor([[[60.0, 60.0]]]),
+            point_labels=torch.tensor([[1]]),
+        )
+    )
     for out in outs:
         absent = out.obj_score_logits[0, 0] <= 0
         assert bool((out.low_res_logits == NO_OBJ_SCORE).all()) == bool(absent)
@@ -140,8 +160,9 @@ def test_multimask_rules(model) -> None:
     no_tracking = dataclasses.replace(cfg, multimask_output_for_tracking=False)
     assert not use_multimask(no_tracking, is_init_cond_frame=False, num_points=0)
     assert use_multimask(no_tracking, is_init_cond_frame=True, num_points=0)
-    assert not use_multimask(dataclasses.replace(cfg, multimask_output_in_sam=False), is_init_cond_frame=True,
-                             num_points=1)
+    assert not use_multimask(
+        dataclasses.replace(cfg, multimask_output_in_sam=False), is_init_cond_frame=True, num_points=1
+    )
 
 
 @torch.inference_mode()
@@ -149,7 +170,9 @@ def test_multimask_changes_the_pointer(model, features) -> None:
     cfg = model.config.tracking
     mem = _memory(model, 1, 2, 3)
     multi = track_step(model, cfg, features, memory=mem)
-    single = track_step(model, dataclasses.replace(cfg, multimask_output_for_tracking=False), features, memory=mem)
+    single = track_step(
+        model, dataclasses.replace(cfg, multimask_output_for_tracking=False), features, memory=mem
+    )
     assert not torch.allclose(multi.obj_ptr, single.obj_ptr)
 
 
@@ -169,8 +192,14 @@ def test_mask_as_output(model, features) -> None:
     direct = mask_as_output(model, cfg, features, mask)
     assert torch.equal(direct.obj_ptr, out.obj_ptr)
     # without the shortcut the mask is a prompt to the SAM heads instead
-    via_sam = track_step(model, dataclasses.replace(cfg, use_mask_input_as_output_without_sam=False), features,
-                         memory=None, num_objects=2, mask=mask)
+    via_sam = track_step(
+        model,
+        dataclasses.replace(cfg, use_mask_input_as_output_without_sam=False),
+        features,
+        memory=None,
+        num_objects=2,
+        mask=mask,
+    )
     assert not torch.equal(via_sam.low_res_logits, out.low_res_logits)
 
 

@@ -66,7 +66,10 @@ def test_future_conditioning_frames_give_memory_but_no_pointer() -> None:
     assert sel.spatial == ((0, 0), (0, 15))
     assert sel.pointers == ((10, 0),)
     every = dataclasses.replace(RULES, only_past_ptrs=False)
-    assert select_memory(10, [0, 15], set(), rules=every, reverse=False, num_frames=20).pointers == ((10, 0), (-5, 15))
+    assert select_memory(10, [0, 15], set(), rules=every, reverse=False, num_frames=20).pointers == (
+        (10, 0),
+        (-5, 15),
+    )
 
 
 def test_max_cond_frames() -> None:

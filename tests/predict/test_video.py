@@ -178,7 +178,7 @@ def test_two_interleaved_sessions_do_not_interfere(model, video) -> None:
 
     expected = [alone(*r) for r in runs]
     sessions = [VideoPredictor(model).start(frames) for frames, _ in runs]
-    for s, (_, prompt) in zip(sessions, runs):
+    for s, (_, prompt) in zip(sessions, runs, strict=True):
         s.add_prompt(0, 1, **prompt)
     iters = [s.propagate() for s in sessions]
     got: list[dict[int, torch.Tensor]] = [{}, {}]
@@ -186,7 +186,7 @@ def test_two_interleaved_sessions_do_not_interfere(model, video) -> None:
         for i, it in enumerate(iters):
             f, _, lg = next(it)
             got[i][f] = lg
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         for f in e:
             assert torch.equal(g[f], e[f])
     for s in sessions:
@@ -325,3 +325,15 @@ def test_fill_holes() -> None:
     out = fill_holes(logits, 8)
     assert torch.all(out[0, 0, 2:4, 2:4] == HOLE_FILL_LOGIT) and torch.all(out[0, 0, 6:9, 6:9] == -2.0)
     assert torch.equal(out[1], logits[1]) and torch.equal(fill_holes(logits, 0), logits)
+
+
+def test_clicks_add_up_unless_cleared(model, video) -> None:
+    with VideoPredictor(model).start(video.frames[:2]) as s:
+        s.add_prompt(0, 1, points=[[10, 10], [20, 20]], labels=[1, 0])
+        _, added = s.add_prompt(0, 1, points=[[30, 30]], labels=[1])
+        assert s._objects[1].points[0][0].shape == (1, 3, 2)
+        _, cleared = s.add_prompt(0, 1, points=[[30, 30]], labels=[1], clear=True)
+        assert s._objects[1].points[0][0].shape == (1, 1, 2)
+        assert not torch.equal(added, cleared)
+        with pytest.raises(FrameSourceError, match="past the end"):
+            s.logits(2)

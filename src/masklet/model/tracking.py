@@ -86,8 +86,12 @@ def sam_heads(
             )
     high_res = tuple(f.expand(n, -1, -1, -1) for f in high_res_features)
     out = model.predict_masks(
-        pix_feat, high_res, point_coords=point_coords, point_labels=point_labels,
-        mask_input=mask_input, multimask_output=multimask,
+        pix_feat,
+        high_res,
+        point_coords=point_coords,
+        point_labels=point_labels,
+        mask_input=mask_input,
+        multimask_output=multimask,
     )
     logits, score = out.mask_logits, out.obj_score_logits  # (N, M, 4h, 4w), (N, 1)
     present = score > 0
@@ -110,7 +114,9 @@ def sam_heads(
     return StepOutput(low_res_logits=logits, high_res_logits=high, obj_ptr=obj_ptr, obj_score_logits=score)
 
 
-def mask_as_output(model: SAM2Model, cfg: TrackingConfig, features: ImageFeatures, mask: Tensor) -> StepOutput:
+def mask_as_output(
+    model: SAM2Model, cfg: TrackingConfig, features: ImageFeatures, mask: Tensor
+) -> StepOutput:
     """A binary (N, 1, S, S) mask prompt taken directly as the output (no memory, no SAM mask).
 
     The SAM heads still run on the downsampled mask, to produce the object pointer.
@@ -120,12 +126,17 @@ def mask_as_output(model: SAM2Model, cfg: TrackingConfig, features: ImageFeature
     mask = mask.float()
     high = mask * scale + bias
     low = F.interpolate(
-        high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear", align_corners=False,
+        high,
+        size=(high.shape[-2] // 4, high.shape[-1] // 4),
+        mode="bilinear",
+        align_corners=False,
         antialias=True,
     )
     if cfg.use_obj_ptrs_in_encoder:
         vision = features.vision_features.expand(n, -1, -1, -1)
-        heads = sam_heads(model, cfg, vision, features.high_res_features, mask_input=model.mask_downsample(mask))
+        heads = sam_heads(
+            model, cfg, vision, features.high_res_features, mask_input=model.mask_downsample(mask)
+        )
         obj_ptr = heads.obj_ptr
     else:
         obj_ptr = mask.new_zeros(n, model.config.hidden_dim)
@@ -162,8 +173,13 @@ def track_step(
     num_points = 0 if point_labels is None else point_labels.shape[1]
     multimask = use_multimask(cfg, is_init_cond_frame=memory is None, num_points=num_points)
     return sam_heads(
-        model, cfg, pix_feat, features.high_res_features, point_coords=point_coords,
-        point_labels=point_labels, mask_input=prev_logits if prev_logits is not None else mask,
+        model,
+        cfg,
+        pix_feat,
+        features.high_res_features,
+        point_coords=point_coords,
+        point_labels=point_labels,
+        mask_input=prev_logits if prev_logits is not None else mask,
         multimask=multimask,
     )
 

@@ -51,7 +51,8 @@ class BankRules:
 class MemorySelection:
     """The memories one object reads on one frame, in attention order."""
 
-    spatial: tuple[tuple[int, int], ...]  # (tpos, frame): tpos 0 conditioning, 1..num_maskmem-1 recent (1 oldest)
+    # (tpos, frame): tpos 0 for conditioning frames, 1..num_maskmem-1 for recent ones (1 the oldest)
+    spatial: tuple[tuple[int, int], ...]
     pointers: tuple[tuple[int, int], ...]  # (offset, frame): frame distance for the temporal encoding
     ptr_norm: int  # the distance that maps to 1.0 in the pointers' temporal encoding
 
@@ -119,7 +120,9 @@ def select_memory(
     selected, unselected = closest_cond_frames(frame, cond_frames, rules.max_cond_frames)
     spare = set(unselected)  # unselected conditioning frames may still fill a recent slot
     spatial = [(0, t) for t in selected]
-    for tpos, prev in recent_frame_slots(frame, num_maskmem=rules.num_maskmem, stride=rules.stride, reverse=reverse):
+    for tpos, prev in recent_frame_slots(
+        frame, num_maskmem=rules.num_maskmem, stride=rules.stride, reverse=reverse
+    ):
         if prev in tracked_frames or prev in spare:
             spatial.append((tpos, prev))
 

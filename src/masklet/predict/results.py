@@ -98,7 +98,9 @@ class ResultStore:
             logits = self._spill.load(self._name(*key), device=self._device[key])
         else:
             self._ram.move_to_end(key)
-        return FrameResult(frame=frame, obj_id=obj_id, low_res_logits=logits, obj_score_logit=self._scores[key])
+        return FrameResult(
+            frame=frame, obj_id=obj_id, low_res_logits=logits, obj_score_logit=self._scores[key]
+        )
 
     def frames(self, obj_id: int | None = None) -> list[int]:
         """Frames with a result (for one object, or any), ascending."""

@@ -29,11 +29,7 @@ Semantics are the official `SAM2VideoPredictor`'s (sam2 1.1.0), with these choic
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from pathlib import Path
 import logging
-import operator
 import os
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -44,47 +40,27 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from masklet.configs import TrackingConfig
-from masklet.errors import ConfigError, FrameSourceError, PromptError, SessionError
+from masklet.errors import FrameSourceError, PromptError, SessionError
 from masklet.io.frames import FrameSource, open_frame_source
 from masklet.model.sam2 import SAM2Model
 from masklet.model.tracking import NO_OBJ_SCORE
 from masklet.predict.memory_bank import BankRules
 from masklet.predict.results import FrameResult, ResultStore, upsample
 from masklet.predict.spill import SpillDir
+from masklet.predict.video_config import MemoryUsage, SessionLimits, session_tracking_config
 from masklet.predict.video_frames import FrameFeed
-from masklet.predict.video_prompts import parse_prompt
+from masklet.predict.video_prompts import check_obj_id, parse_prompt
 from masklet.predict.video_step import TrackedObject, commit_pending, fill_holes, track_objects
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class MemoryUsage:
-    """How much of a session's state is in RAM (counts of tensors) and on disk."""
-
-    memories_in_ram: int  # spatial memories, all objects (conditioning + recent tracked frames)
-    results_in_ram: int  # low-res logit maps
-    features_cached: int  # frames whose image features are cached
-    spilled: int  # tensors in the session's temporary folder
-    spill_dir: Path | None  # that folder (None until something is spilled)
-
 PREV_LOGITS_CLAMP = 32.0  # parity: earlier logits fed back with new clicks are clamped to +-32
-
-# TrackingConfig fields that only steer inference (no weights depend on them)
-SESSION_FLAGS = frozenset({
-    "fill_hole_area", "add_all_frames_to_correct_as_cond", "binarize_mask_from_pts_for_mem_enc",
-    "max_cond_frames_in_attn", "memory_temporal_stride_for_eval", "max_obj_ptrs_in_encoder",
-    "only_obj_ptrs_in_the_past_for_eval", "multimask_output_in_sam", "multimask_min_pt_num",
-    "multimask_max_pt_num", "multimask_output_for_tracking", "non_overlap_masks_for_mem_enc",
-    "use_mask_input_as_output_without_sam",
-})
 
 
 class VideoPredictor:
     """Starts tracking sessions over one model; the model is shared and never changed.
 
-    tracking: further `TrackingConfig` inference switches (names in `SESSION_FLAGS`).
+    tracking: further `TrackingConfig` inference switches (names in `video_config.SESSION_FLAGS`).
     spill_dir: where session folders are made (the system temp folder by default).
     """
 
@@ -100,26 +76,12 @@ class VideoPredictor:
         max_cached_features: int = 2,
         spill_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        changes = dict(tracking or {})
-        unknown = set(changes) - SESSION_FLAGS
-        if unknown:
-            raise ConfigError(
-                f"VideoPredictor: {sorted(unknown)} cannot be set per session; allowed: {sorted(SESSION_FLAGS)}"
-            )
-        changes["add_all_frames_to_correct_as_cond"] = add_all_frames_to_correct_as_cond
+        changes = {**(tracking or {}), "add_all_frames_to_correct_as_cond": add_all_frames_to_correct_as_cond}
         if fill_hole_area is not None:
             changes["fill_hole_area"] = fill_hole_area
-        for name, value in (("max_memory_frames", max_memory_frames), ("max_results_in_memory", max_results_in_memory)):
-            if value < 0:
-                raise ConfigError(f"VideoPredictor: {name} must be 0 or more, got {value}")
-        if max_cached_features < 1:
-            raise ConfigError(f"VideoPredictor: max_cached_features must be at least 1, got {max_cached_features}")
         self.model = model
-        self.config = dataclasses.replace(model.config.tracking, **changes)
-        self.max_memory_frames = max_memory_frames
-        self.max_results_in_memory = max_results_in_memory
-        self.max_cached_features = max_cached_features
-        self.spill_dir = spill_dir
+        self.config = session_tracking_config(model.config.tracking, changes)
+        self.limits = SessionLimits(max_memory_frames, max_results_in_memory, max_cached_features, spill_dir)
 
     def start(self, source: Any, *, max_buffered: int = 16) -> TrackingSession:
         """A new session over a video path, a frame folder, a list of arrays, an iterator or a FrameSource.
@@ -130,8 +92,10 @@ class VideoPredictor:
         owned = not isinstance(source, FrameSource)
         frames = open_frame_source(source, max_buffered=max_buffered)
         if frames.num_frames == 0:
+            if owned:
+                frames.close()
             raise FrameSourceError(f"{frames.name}: the video has no frames")
-        feed = FrameFeed(frames, self.model, max_cached=self.max_cached_features, owned=owned)
+        feed = FrameFeed(frames, self.model, max_cached=self.limits.max_cached_features, owned=owned)
         return TrackingSession(self, feed)
 
 
@@ -142,10 +106,10 @@ class TrackingSession:
         self.config = predictor.config
         self._model = predictor.model
         self._frames = frames
-        self._spill = SpillDir(predictor.spill_dir)
-        self._results = ResultStore(self._spill, max_in_memory=predictor.max_results_in_memory)
+        self._spill = SpillDir(predictor.limits.spill_dir)
+        self._results = ResultStore(self._spill, max_in_memory=predictor.limits.max_results_in_memory)
         self._rules = BankRules.from_config(self.config)
-        self._max_memory_frames = predictor.max_memory_frames
+        self._max_memory_frames = predictor.limits.max_memory_frames
         self._objects: dict[int, TrackedObject] = {}
         self._epoch = 0  # bumped by every change a running propagation must not miss
         self._closed = False
@@ -175,10 +139,12 @@ class TrackingSession:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise SessionError("the tracking session is closed; start a new one with VideoPredictor.start(...)")
+            raise SessionError(
+                "the tracking session is closed; start a new one with VideoPredictor.start(...)"
+            )
 
     def _object(self, obj_id: Any) -> TrackedObject:
-        obj = self._objects.get(_as_obj_id(obj_id))
+        obj = self._objects.get(check_obj_id(obj_id))
         if obj is None:
             raise SessionError(f"unknown object id {obj_id!r}; known objects: {self.obj_ids or 'none yet'}")
         return obj
@@ -217,10 +183,16 @@ class TrackingSession:
         """
         self._check_open()
         frame = self._frames.check(frame)
-        obj_id = _as_obj_id(obj_id)
+        obj_id = check_obj_id(obj_id)
         prompt = parse_prompt(
-            points=points, labels=labels, box=box, mask=mask, height=self.height, width=self.width,
-            image_size=self._model.config.image_size, device=self._model.device,
+            points=points,
+            labels=labels,
+            box=box,
+            mask=mask,
+            height=self.height,
+            width=self.width,
+            image_size=self._model.config.image_size,
+            device=self._model.device,
         )
         obj = self._objects.get(obj_id) or TrackedObject.new(
             obj_id, self._rules, spill=self._spill, max_in_memory=self._max_memory_frames
@@ -233,8 +205,10 @@ class TrackingSession:
                     "pass clear=True to replace them"
                 )
             old_coords, old_labels = obj.points[frame]
-            coords, labels_t = torch.cat([old_coords, coords]), torch.cat([old_labels, labels_t], dim=1)
-            coords = coords.reshape(1, -1, 2)
+            coords, labels_t = (
+                torch.cat([old_coords, coords], dim=1),
+                torch.cat([old_labels, labels_t], dim=1),
+            )
 
         is_init = frame not in obj.tracked
         is_cond = is_init or self.config.add_all_frames_to_correct_as_cond
@@ -244,8 +218,15 @@ class TrackingSession:
             if earlier is not None:
                 prev_logits = earlier.clamp(-PREV_LOGITS_CLAMP, PREV_LOGITS_CLAMP)
         out = obj.prompt_step(
-            self._model, self.config, self._frames.features(frame), frame=frame, is_init=is_init,
-            coords=coords, labels=labels_t, mask=prompt.mask, prev_logits=prev_logits,
+            self._model,
+            self.config,
+            self._frames.features(frame),
+            frame=frame,
+            is_init=is_init,
+            coords=coords,
+            labels=labels_t,
+            mask=prompt.mask,
+            prev_logits=prev_logits,
             num_frames=self._ptr_num_frames,
         )
         # nothing above changed the session: a failed prompt leaves it as it was
@@ -261,7 +242,12 @@ class TrackingSession:
 
     # ---- propagation ----------------------------------------------------------------------
     def propagate(
-        self, start: int | None = None, max_frames: int | None = None, reverse: bool = False, *, progress: bool = False
+        self,
+        start: int | None = None,
+        max_frames: int | None = None,
+        reverse: bool = False,
+        *,
+        progress: bool = False,
     ) -> Iterator[tuple[int, list[int], Tensor]]:
         """Track every object frame by frame, yielding (frame, obj_ids, logits (N, H, W)).
 
@@ -298,8 +284,14 @@ class TrackingSession:
                 if self._epoch != epoch or self._closed:
                     raise SessionError("the session changed during propagation; call propagate() again")
                 track_objects(
-                    self._model, self.config, self._frames.features(frame), list(self._objects.values()),
-                    frame=frame, reverse=reverse, num_frames=self._ptr_num_frames, results=self._results,
+                    self._model,
+                    self.config,
+                    self._frames.features(frame),
+                    list(self._objects.values()),
+                    frame=frame,
+                    reverse=reverse,
+                    num_frames=self._ptr_num_frames,
+                    results=self._results,
                 )
                 bar.update(1)
                 yield frame, self.obj_ids, self._frame_logits(frame)
@@ -309,7 +301,9 @@ class TrackingSession:
         """Write the prompted frames' outputs into memory (the official preflight)."""
         for obj in self._objects.values():
             for frame in list(obj.pending):
-                commit_pending(self._model, self.config, self._frames.features(frame), obj, frame, self._results)
+                commit_pending(
+                    self._model, self.config, self._frames.features(frame), obj, frame, self._results
+                )
                 self._unpin_if_unused(frame)
 
     def _unpin_if_unused(self, frame: int) -> None:
@@ -344,6 +338,7 @@ class TrackingSession:
     def result(self, frame: int, obj_id: int) -> FrameResult | None:
         """One object's latest prediction on a frame (low-res logits, score), or None."""
         self._check_open()
+        frame = self._frames.check(frame, pull=False)
         obj = self._object(obj_id)
         pending = obj.pending.get(frame)
         if pending is not None:
@@ -354,7 +349,7 @@ class TrackingSession:
     def logits(self, frame: int) -> tuple[list[int], Tensor]:
         """(obj_ids, (N, H, W) logits) on a frame; NO_OBJ_SCORE for objects without a result."""
         self._check_open()
-        return self.obj_ids, self._frame_logits(frame)
+        return self.obj_ids, self._frame_logits(self._frames.check(frame, pull=False))
 
     def masks(self, frame: int) -> tuple[list[int], np.ndarray]:
         """(obj_ids, (N, H, W) bool masks) on a frame."""
@@ -366,7 +361,9 @@ class TrackingSession:
         for obj in self._objects.values():
             low = obj.output(frame, self._results)
             if low is None:
-                maps.append(torch.full((1, 1, self.height, self.width), NO_OBJ_SCORE, device=self._model.device))
+                maps.append(
+                    torch.full((1, 1, self.height, self.width), NO_OBJ_SCORE, device=self._model.device)
+                )
             else:
                 maps.append(upsample(low, self.height, self.width))
         if not maps:
@@ -380,7 +377,7 @@ class TrackingSession:
             return
         self._closed = True
         self._objects.clear()
-        self._results = ResultStore(None, max_in_memory=0)
+        self._results.clear()
         self._frames.close()
         self._spill.close()
 
@@ -393,11 +390,4 @@ class TrackingSession:
         self.close()
 
 
-def _as_obj_id(obj_id: Any) -> int:
-    try:
-        return operator.index(obj_id)
-    except TypeError:
-        raise SessionError(f"an object id must be an integer, got {type(obj_id).__name__} {obj_id!r}") from None
-
-
-__all__ = ["VideoPredictor", "TrackingSession", "FrameResult", "MemoryUsage", "SESSION_FLAGS", "fill_holes"]
+__all__ = ["VideoPredictor", "TrackingSession", "FrameResult", "MemoryUsage", "fill_holes"]

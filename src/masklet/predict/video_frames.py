@@ -22,7 +22,9 @@ from masklet.predict.transforms import preprocess_video_frame
 class FrameFeed:
     """Random access to a `FrameSource`'s frames and cached image features."""
 
-    def __init__(self, source: FrameSource, model: SAM2Model, *, max_cached: int = 2, owned: bool = True) -> None:
+    def __init__(
+        self, source: FrameSource, model: SAM2Model, *, max_cached: int = 2, owned: bool = True
+    ) -> None:
         if max_cached < 1:
             raise ValueError(f"max_cached must be at least 1 (the current frame), got {max_cached}")
         self.source = source
@@ -65,8 +67,11 @@ class FrameFeed:
             arrived = self.source.num_arrived  # type: ignore[attr-defined]
         return True
 
-    def check(self, frame: object) -> int:
-        """`frame` as a valid index, or FrameSourceError saying which frames exist."""
+    def check(self, frame: object, *, pull: bool = True) -> int:
+        """`frame` as a valid index, or FrameSourceError saying which frames exist.
+
+        A live stream is read up to `frame` (with `pull`), else only arrived frames count.
+        """
         try:
             index = operator.index(frame)  # type: ignore[arg-type]
         except TypeError:
@@ -74,10 +79,17 @@ class FrameFeed:
                 f"{self.source.name}: a frame index must be an integer, got {type(frame).__name__} {frame!r}"
             ) from None
         num = self.num_frames
-        if index < 0 or (num is not None and index >= num) or not self._pull_until(index):
-            num = self.num_frames
-            valid = f"0..{num - 1}" if num is not None else "0 and up"
-            raise FrameSourceError(f"{self.source.name}: frame {index} is past the end; valid frames are {valid}")
+        if num is None and not pull:
+            num = getattr(self.source, "num_arrived", None)
+        if index < 0 or (num is not None and index >= num) or (pull and not self._pull_until(index)):
+            total = self.num_frames
+            if total is not None:
+                valid = f"0..{total - 1}"
+            else:
+                valid = f"0..{getattr(self.source, 'num_arrived', 0) - 1} so far (a live stream)"
+            raise FrameSourceError(
+                f"{self.source.name}: frame {index} is past the end; valid frames are {valid}"
+            )
         return index
 
     def exists(self, frame: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from masklet.errors import PromptError
+from masklet.errors import PromptError, SessionError
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,16 @@ class Prompt:
     labels: Tensor | None  # (1, P) int32: 1 foreground, 0 background, 2 / 3 box corners
     mask: Tensor | None  # (1, 1, S, S) float32 in {0, 1}
     has_box: bool
+
+
+def check_obj_id(obj_id: Any) -> int:
+    """An object id as an int; SessionError for anything else."""
+    try:
+        return operator.index(obj_id)
+    except TypeError:
+        raise SessionError(
+            f"an object id must be an integer, got {type(obj_id).__name__} {obj_id!r}"
+        ) from None
 
 
 def _as_float_array(value: Any, what: str) -> np.ndarray:
@@ -102,7 +113,9 @@ def parse_prompt(
     if mask is not None:
         if points is not None or box is not None:
             raise PromptError("give either a mask or points/box on a frame, not both (make two calls)")
-        return Prompt(coords=None, labels=None, mask=_mask(mask, height, width, image_size, device), has_box=False)
+        return Prompt(
+            coords=None, labels=None, mask=_mask(mask, height, width, image_size, device), has_box=False
+        )
     if points is None and box is None:
         if labels is not None:
             raise PromptError("labels were given without points")

@@ -93,13 +93,21 @@ class TrackedObject:
             selection = self.bank.select(frame, reverse=self.tracked[frame], num_frames=num_frames)
             memory = gather_memory([self], [selection], device=features.vision_features.device)
         return model.track(
-            features, memory=memory, num_objects=1, point_coords=coords, point_labels=labels, mask=mask,
-            prev_logits=prev_logits, config=cfg,
+            features,
+            memory=memory,
+            num_objects=1,
+            point_coords=coords,
+            point_labels=labels,
+            mask=mask,
+            prev_logits=prev_logits,
+            config=cfg,
         )
 
     def set_pending(self, frame: int, out: StepOutput, *, cond: bool, fill_hole_area: int) -> None:
         self.pending[frame] = PendingOutput(
-            cond=cond, logits=fill_holes(out.low_res_logits, fill_hole_area), obj_ptr=out.obj_ptr,
+            cond=cond,
+            logits=fill_holes(out.low_res_logits, fill_hole_area),
+            obj_ptr=out.obj_ptr,
             obj_score_logits=out.obj_score_logits,
         )
 
@@ -108,24 +116,42 @@ def gather_memory(
     objects: list[TrackedObject], selections: list[MemorySelection], *, device: torch.device
 ) -> MemoryInputs:
     """Stack the selected memories of objects with one layout into a batch."""
-    features = torch.stack([torch.stack([o.bank.memory(f) for _, f in s.spatial]) for o, s in zip(objects, selections)])
+    features = torch.stack(
+        [
+            torch.stack([o.bank.memory(f) for _, f in s.spatial])
+            for o, s in zip(objects, selections, strict=True)
+        ]
+    )
     tpos = torch.tensor([[t for t, _ in s.spatial] for s in selections], dtype=torch.long, device=device)
     num_ptrs = len(selections[0].pointers)
     if num_ptrs:
-        ptrs = torch.stack([torch.stack([o.bank.pointer(f) for _, f in s.pointers]) for o, s in zip(objects, selections)])
+        ptrs = torch.stack(
+            [
+                torch.stack([o.bank.pointer(f) for _, f in s.pointers])
+                for o, s in zip(objects, selections, strict=True)
+            ]
+        )
     else:
         width = objects[0].bank.pointer(selections[0].spatial[0][1]).shape[-1]
         ptrs = torch.zeros(len(objects), 0, width, device=device)
     offsets = torch.tensor([[d for d, _ in s.pointers] for s in selections], dtype=torch.long, device=device)
     offsets = offsets.reshape(len(objects), num_ptrs)
     return MemoryInputs(
-        features=features.to(device), tpos=tpos, obj_ptrs=ptrs.to(device), ptr_offsets=offsets,
+        features=features.to(device),
+        tpos=tpos,
+        obj_ptrs=ptrs.to(device),
+        ptr_offsets=offsets,
         ptr_norm=selections[0].ptr_norm,
     )
 
 
 def commit_pending(
-    model: SAM2Model, cfg: TrackingConfig, features: ImageFeatures, obj: TrackedObject, frame: int, results: ResultStore
+    model: SAM2Model,
+    cfg: TrackingConfig,
+    features: ImageFeatures,
+    obj: TrackedObject,
+    frame: int,
+    results: ResultStore,
 ) -> None:
     """Encode a prompted frame's output into memory and store it as the frame's result."""
     pending = obj.pending.pop(frame)
