@@ -39,7 +39,7 @@ def box_arg(text: str) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="sam2.1_hiera_t", help="config name (see `masklet models`)")
     parser.add_argument(
         "--checkpoint", default=None,
@@ -49,7 +49,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=None, help="override the model input size (default 1024)")
 
 
-def _build_model(args: argparse.Namespace) -> Any:
+def build_model_from_args(args: argparse.Namespace) -> Any:
     from masklet.build import build_sam2
 
     overrides = {} if args.image_size is None else {"image_size": args.image_size}
@@ -89,7 +89,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     if not args.point and not args.box:
         raise MaskletError("give at least one --point X,Y[,LABEL] or a --box X0,Y0,X1,Y1")
     image = load_image(args.image)
-    model = _build_model(args)
+    model = build_model_from_args(args)
     predictor = ImagePredictor(model)
     start = time.perf_counter()
     predictor.set_image(image)
@@ -123,7 +123,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     from masklet.predict.automatic import AutomaticMaskGenerator
 
     image = load_image(args.image)
-    model = _build_model(args)
+    model = build_model_from_args(args)
     generator = AutomaticMaskGenerator(
         model,
         points_per_side=args.points_per_side,
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", default=None, help="also write the image with the mask and prompts drawn")
     p.add_argument("--multimask", action=argparse.BooleanOptionalAction, default=None,
                    help="three candidates, keep the best (default: on for a single click)")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("auto", help="segment everything in an image (automatic mask generation)")
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-threshold", type=float, default=0.0, help="logit above which a pixel is in the mask")
     p.add_argument("--crop-n-layers", type=int, default=0)
     p.add_argument("--min-mask-region-area", type=int, default=0)
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_auto)
 
     p = sub.add_parser("synth-video", help="write a synthetic video of moving shapes and its ground-truth masks")
@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     from masklet.cli_engine import add_engine_commands
 
     add_engine_commands(sub)
+    from masklet.cli_video import add_video_commands
+
+    add_video_commands(sub)
     return parser
 
 

@@ -251,7 +251,7 @@ def _read_gt(path: Path, video: Any) -> dict[int, dict[int, Any]]:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from masklet.cli import _build_model
+    from masklet.cli import build_model_from_args
     from masklet.engine.simulate import AnnotatorModel, annotate_video
 
     with _store(args) as store:
@@ -267,7 +267,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             gt = {o: gt[o] for o in args.objects}
         annotator = AnnotatorModel(max_clicks=args.max_clicks, min_error_px=args.min_error_px)
         done = annotate_video(
-            store, video.id, gt, _build_model(args), phase=args.phase, by=_by(args), annotator=annotator,
+            store, video.id, gt, build_model_from_args(args), phase=args.phase, by=_by(args), annotator=annotator,
             stride=args.stride, realign=args.realign, submit=args.submit,
         )  # fmt: skip
         report = [
@@ -285,7 +285,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 
 def cmd_auto_masklets(args: argparse.Namespace) -> int:
-    from masklet.cli import _build_model
+    from masklet.cli import build_model_from_args
     from masklet.engine.auto import AutoMaskletConfig, generate_auto_masklets
 
     config = AutoMaskletConfig(
@@ -301,7 +301,7 @@ def cmd_auto_masklets(args: argparse.Namespace) -> int:
         video = store.get_video(args.video_id)
         if video.project_id != project.id:
             raise NotFoundError(f"video {video.id} is not in project {project.name!r}")
-        result = generate_auto_masklets(store, video.id, _build_model(args), config=config, frame=args.frame,
+        result = generate_auto_masklets(store, video.id, build_model_from_args(args), config=config, frame=args.frame,
                                         by=_by(args))  # fmt: skip
         dropped = ", ".join(f"{n} {why}" for why, n in result.dropped.items() if n) or "none"
         _echo(f"video {video.id}: {result.candidates} candidates, {len(result.masklets)} auto masklets "
@@ -323,7 +323,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _add_annotate_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    from masklet.cli import _add_model_args
+    from masklet.cli import add_model_args
 
     p = subparsers.add_parser(
         "annotate", parents=[common],
@@ -342,7 +342,7 @@ def _add_annotate_commands(subparsers: Any, common: argparse.ArgumentParser) -> 
     p.add_argument("--realign", action="store_true", help="also re-annotate each masklet in Phase 1")
     p.add_argument("--submit", action="store_true", help="send each masklet to review")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_annotate)
 
     p = subparsers.add_parser(
@@ -368,7 +368,7 @@ def _add_annotate_commands(subparsers: Any, common: argparse.ArgumentParser) -> 
     p.add_argument(
         "--track-all-frames", action="store_true", help="track every frame, not only annotated ones"
     )
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_auto_masklets)
 
 
