@@ -222,3 +222,16 @@ def test_memory_encoding_switches(model, features) -> None:
         torch.testing.assert_close(added, model.no_obj_embed_spatial[0], atol=0.05, rtol=0.05)
     else:
         assert torch.equal(gone, soft)
+
+
+@torch.inference_mode()
+def test_several_memory_layouts_share_the_heads(model, features) -> None:
+    cfg = model.config.tracking
+    a, b = _memory(model, n=1, t=2, p=3, seed=1), _memory(model, n=2, t=3, p=0, seed=2)
+    both = track_step(model, cfg, features, memory=[a, b])
+    assert both.low_res_logits.shape == (3, 1, 32, 32) and both.obj_ptr.shape == (3, 256)
+    alone_a = track_step(model, cfg, features, memory=a)
+    alone_b = track_step(model, cfg, features, memory=b, num_objects=2)
+    torch.testing.assert_close(both.low_res_logits[:1], alone_a.low_res_logits, atol=1e-4, rtol=0)
+    torch.testing.assert_close(both.low_res_logits[1:], alone_b.low_res_logits, atol=1e-4, rtol=0)
+    torch.testing.assert_close(both.obj_ptr[1:], alone_b.obj_ptr, atol=1e-4, rtol=0)

@@ -6,15 +6,16 @@ The model holds weights and config only; no call mutates it. Session state
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from masklet.configs import SAM2Config, TrackingConfig
+from masklet.model import tracking
 from masklet.model.common import MLP
 from masklet.model.mask_decoder import DecoderOutput, MaskDecoder
-from masklet.model import tracking
 from masklet.model.memory_attention import MemoryAttention
 from masklet.model.memory_conditioning import MemoryInputs
 from masklet.model.memory_encoder import MemoryEncoder
@@ -151,7 +152,7 @@ class SAM2Model(nn.Module):
         self,
         features: ImageFeatures,
         *,
-        memory: MemoryInputs | None,
+        memory: MemoryInputs | Sequence[MemoryInputs] | None,
         num_objects: int = 1,
         point_coords: Tensor | None = None,
         point_labels: Tensor | None = None,

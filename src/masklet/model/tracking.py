@@ -9,6 +9,7 @@ so a session can run with its own inference-time settings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -154,7 +155,7 @@ def track_step(
     cfg: TrackingConfig,
     features: ImageFeatures,
     *,
-    memory: MemoryInputs | None,
+    memory: MemoryInputs | Sequence[MemoryInputs] | None,
     num_objects: int = 1,
     point_coords: Tensor | None = None,
     point_labels: Tensor | None = None,
@@ -163,13 +164,21 @@ def track_step(
 ) -> StepOutput:
     """Segment N objects on one frame (batch-1 `features`) from their memory and prompts.
 
-    memory None marks an initial conditioning frame (no memory: SAM on one image).
-    mask: (N, 1, S, S) binary prompt; prev_logits: (N, 1, 4h, 4w) earlier logits of
-    this frame, fed with new clicks as the mask prompt.
+    memory None marks an initial conditioning frame (no memory: SAM on one image) for
+    `num_objects` objects. A sequence of memories (objects whose memories differ in
+    layout) goes through attention one layout at a time, then through the heads as one
+    batch, objects in sequence order. mask: (N, 1, S, S) binary prompt; prev_logits:
+    (N, 1, 4h, 4w) earlier logits of this frame, fed with new clicks as the mask prompt.
     """
     if mask is not None and cfg.use_mask_input_as_output_without_sam:
         return mask_as_output(model, cfg, features, mask)
-    pix_feat = condition_on_memory(model, cfg, features, memory, num_objects=num_objects)
+    if memory is None or isinstance(memory, MemoryInputs):
+        pix_feat = condition_on_memory(model, cfg, features, memory, num_objects=num_objects)
+    else:
+        conditioned = [
+            condition_on_memory(model, cfg, features, m, num_objects=m.num_objects) for m in memory
+        ]
+        pix_feat = torch.cat(conditioned)  # (N, C, h, w)
     num_points = 0 if point_labels is None else point_labels.shape[1]
     multimask = use_multimask(cfg, is_init_cond_frame=memory is None, num_points=num_points)
     return sam_heads(

@@ -177,31 +177,29 @@ def track_objects(
     """One propagation step on `frame`: track every object that is not conditioned there.
 
     Conditioning frames keep their stored output. Objects with the same memory layout
-    share one batch through memory attention and the heads; all new memories are
-    encoded in one batch.
+    share one batch through memory attention; the heads and the memory encoder see
+    all tracked objects as one batch.
     """
     groups: dict[tuple[int, int], list[tuple[TrackedObject, MemorySelection]]] = defaultdict(list)
     for obj in objects:
         if not obj.bank.is_cond(frame):
             selection = obj.bank.select(frame, reverse=reverse, num_frames=num_frames)
             groups[selection.layout].append((obj, selection))
-    done: list[TrackedObject] = []
-    outs: list[StepOutput] = []
-    device = features.vision_features.device
-    for members in groups.values():
-        group = [o for o, _ in members]
-        memory = gather_memory(group, [s for _, s in members], device=device)
-        outs.append(model.track(features, memory=memory, num_objects=len(group), config=cfg))
-        done += group
-    if done:
-        high = torch.cat([o.high_res_logits for o in outs])
-        scores = torch.cat([o.obj_score_logits for o in outs])
-        memories = model.encode_memory(features, high, scores, from_points=False, config=cfg)
-        low = fill_holes(torch.cat([o.low_res_logits for o in outs]), cfg.fill_hole_area)
-        ptrs = torch.cat([o.obj_ptr for o in outs])
+    if groups:
+        device = features.vision_features.device
+        done = [obj for members in groups.values() for obj, _ in members]
+        memories = [
+            gather_memory([o for o, _ in members], [sel for _, sel in members], device=device)
+            for members in groups.values()
+        ]
+        out = model.track(features, memory=memories, config=cfg)  # attention per layout, heads at once
+        new_memories = model.encode_memory(
+            features, out.high_res_logits, out.obj_score_logits, from_points=False, config=cfg
+        )
+        low = fill_holes(out.low_res_logits, cfg.fill_hole_area)
         for i, obj in enumerate(done):
             # clones: a view would keep the whole batch alive as long as any object keeps its slice
-            obj.bank.add(frame, memories[i].clone(), ptrs[i].clone(), cond=False)
-            results.put(frame, obj.obj_id, low[i : i + 1].clone(), float(scores[i]))
+            obj.bank.add(frame, new_memories[i].clone(), out.obj_ptr[i].clone(), cond=False)
+            results.put(frame, obj.obj_id, low[i : i + 1].clone(), float(out.obj_score_logits[i]))
     for obj in objects:
         obj.tracked[frame] = reverse
