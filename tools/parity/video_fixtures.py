@@ -62,7 +62,7 @@ MODEL = "sam2.1_hiera_t"
 # on an untracked frame 8 is judged absent (score -0.07), which scenario f uses.
 SEED = 9
 NO_OBJ_SCORE = -1024.0  # the official placeholder logit of an absent (or missing) object
-SUB = 8  # video-res logits are stored as logits[..., ::SUB, ::SUB]
+SUB = 16  # video-res logits are stored as logits[..., ::SUB, ::SUB] (34 x 60): keeps the fixtures ~5 MB
 CORRECT_AS_COND = "++model.add_all_frames_to_correct_as_cond=true"
 
 # Prompts in video pixels (x, y) of the 960x540 frames (clicks on the girl, the box on the boy).
@@ -110,8 +110,13 @@ SESSIONS: dict[str, dict[str, Any]] = {
     "reverse": {
         "semantics": ["official"],
         "calls": [
-            {"call": "add", "frame": NUM_FRAMES - 1, "obj_id": 1, "points": [[400, 200], [700, 420]],
-             "labels": [1, 0]},
+            {
+                "call": "add",
+                "frame": NUM_FRAMES - 1,
+                "obj_id": 1,
+                "points": [[400, 200], [700, 420]],
+                "labels": [1, 0],
+            },
             {"call": "propagate", "reverse": True},
         ],
     },
@@ -212,7 +217,9 @@ def frame_record(frame: int, obj_ids: list[int], logits: torch.Tensor, scores: l
     }
 
 
-def run_call(predictor: Any, state: dict, call: dict[str, Any], hw: tuple[int, int]) -> tuple[list[dict], dict]:
+def run_call(
+    predictor: Any, state: dict, call: dict[str, Any], hw: tuple[int, int]
+) -> tuple[list[dict], dict]:
     """Run one call; returns its per-frame records and extra facts for the manifest."""
     kind, facts = call["call"], {}
     if kind in ("add", "mask"):
@@ -221,8 +228,12 @@ def run_call(predictor: Any, state: dict, call: dict[str, Any], hw: tuple[int, i
         facts["frame_was_tracked"] = bool(tracked)  # only then do the two semantics differ
         if kind == "add":
             frame, obj_ids, logits = predictor.add_new_points_or_box(
-                state, frame_idx=call["frame"], obj_id=call["obj_id"], points=call.get("points"),
-                labels=call.get("labels"), box=call.get("box"),
+                state,
+                frame_idx=call["frame"],
+                obj_id=call["obj_id"],
+                points=call.get("points"),
+                labels=call.get("labels"),
+                box=call.get("box"),
             )
         else:
             frame, obj_ids, logits = predictor.add_new_mask(
@@ -255,7 +266,16 @@ def pack_call(prefix: str, records: list[dict], out: dict[str, np.ndarray]) -> d
     obj_ids = records[0]["obj_ids"]
     assert all(r["obj_ids"] == obj_ids for r in records)
     out[f"{prefix}.obj_ids"] = np.asarray(obj_ids, dtype=np.int64)
-    for key in ("logits_sub", "masks_packed", "absent", "any_positive", "mean", "std", "cover", "object_score"):
+    for key in (
+        "logits_sub",
+        "masks_packed",
+        "absent",
+        "any_positive",
+        "mean",
+        "std",
+        "cover",
+        "object_score",
+    ):
         out[f"{prefix}.{key}"] = np.stack([r[key] for r in records])
     return {
         "frames": [r["frame"] for r in records],
@@ -271,15 +291,18 @@ def sha256(data: bytes) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sessions", nargs="+", default=list(SESSIONS), choices=list(SESSIONS))
     parser.add_argument("--extract-frames", action="store_true", help="rewrite the JPEG frames")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    import sam2.utils.misc as misc
     from importlib.metadata import version
+
+    import sam2.utils.misc as misc
 
     names = extract_frames(args.extract_frames)
     holes = HoleCounter()
@@ -287,22 +310,29 @@ def main() -> int:
 
     manifest_path = OUT_DIR / "video_manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"fixtures": {}}
-    manifest.update({
-        "model": MODEL,
-        "config": CONFIG,
-        "seed": SEED,
-        "rule_version": sw.RULE_VERSION,
-        "weight_gain": sw.WEIGHT_GAIN,
-        "sam2_version": version("sam2"),
-        "torch_version": torch.__version__,
-        "frames": {"dir": str(FRAMES_DIR.relative_to(REPO)), "source": "bedroom.mp4, first frames, PyAV rgb24, "
-                   f"PIL JPEG quality {JPEG_QUALITY}", "files": {n: sha256((FRAMES_DIR / n).read_bytes())
-                                                               for n in names}},
-        "logits_sub": f"video-res logits[:, ::{SUB}, ::{SUB}] float32",
-        "masks_packed": "np.packbits(logits > 0, axis=-1) at full video resolution",
-        "patches": ["get_connected_components -> scipy.ndimage.label (8-connectivity): GPU hole filling",
-                    "memory_attention memory promoted to float32 in every case"],
-    })
+    manifest.update(
+        {
+            "model": MODEL,
+            "config": CONFIG,
+            "seed": SEED,
+            "rule_version": sw.RULE_VERSION,
+            "weight_gain": sw.WEIGHT_GAIN,
+            "sam2_version": version("sam2"),
+            "torch_version": torch.__version__,
+            "frames": {
+                "dir": str(FRAMES_DIR.relative_to(REPO)),
+                "source": f"bedroom.mp4, first frames, PyAV rgb24, PIL JPEG quality {JPEG_QUALITY}",
+                "files": {n: sha256((FRAMES_DIR / n).read_bytes()) for n in names},
+            },
+            "logits_stride": SUB,
+            "logits_sub": f"video-res logits[:, ::{SUB}, ::{SUB}] float32",
+            "masks_packed": "np.packbits(logits > 0, axis=-1) at full video resolution",
+            "patches": [
+                "get_connected_components -> scipy.ndimage.label (8-connectivity): GPU hole filling",
+                "memory_attention memory promoted to float32 in every case",
+            ],
+        }
+    )
     t_start = time.time()
     for session_name in args.sessions:
         spec = SESSIONS[session_name]
@@ -317,21 +347,35 @@ def main() -> int:
                     t0, filled0 = time.time(), holes.filled_pixels
                     records, facts = run_call(predictor, state, call, hw)
                     summary = pack_call(f"call{k}", records, out)
-                    calls.append({**call, **facts, **summary, "hole_pixels_filled": holes.filled_pixels - filled0})
-                    print(f"{session_name}/{semantics} call{k} {call['call']}: {len(records)} frames, "
-                          f"{time.time() - t0:.0f} s, holes {holes.filled_pixels - filled0}", flush=True)
+                    calls.append(
+                        {**call, **facts, **summary, "hole_pixels_filled": holes.filled_pixels - filled0}
+                    )
+                    print(
+                        f"{session_name}/{semantics} call{k} {call['call']}: {len(records)} frames, "
+                        f"{time.time() - t0:.0f} s, holes {holes.filled_pixels - filled0}",
+                        flush=True,
+                    )
                     for r in records:
-                        print(f"   frame {r['frame']:2d} ids {r['obj_ids']} cover {np.round(r['cover'], 3)} "
-                              f"score {np.round(r['object_score'], 2)}", flush=True)
+                        print(
+                            f"   frame {r['frame']:2d} ids {r['obj_ids']} cover {np.round(r['cover'], 3)} "
+                            f"score {np.round(r['object_score'], 2)}",
+                            flush=True,
+                        )
             out["weights_digest"] = np.asarray(digest)
             path = OUT_DIR / f"video_{session_name}_{semantics}.npz"
             np.savez_compressed(path, **out)
-            manifest["fixtures"][path.name] = {"session": session_name, "semantics": semantics,
-                                               "hydra_overrides_extra": [CORRECT_AS_COND]
-                                               if semantics == "correct_as_cond" else [],
-                                               "weights_sha256": digest, "calls": calls}
+            manifest["fixtures"][path.name] = {
+                "session": session_name,
+                "semantics": semantics,
+                "hydra_overrides_extra": [CORRECT_AS_COND] if semantics == "correct_as_cond" else [],
+                "weights_sha256": digest,
+                "calls": calls,
+            }
             manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-            print(f"{path.name}: {path.stat().st_size / 1e3:.0f} kB, {time.time() - t_start:.0f} s so far", flush=True)
+            print(
+                f"{path.name}: {path.stat().st_size / 1e3:.0f} kB, {time.time() - t_start:.0f} s so far",
+                flush=True,
+            )
             del predictor, state
 
     check(manifest)
@@ -349,8 +393,10 @@ def check(manifest: dict) -> None:
     covers, absent = np.concatenate(covers), np.concatenate(absent)
     present = covers[~absent]
     nontrivial = float(np.mean((present > 0.01) & (present < 0.99))) if present.size else 0.0
-    print(f"{covers.size} object-frames: {absent.sum()} absent, {present.size} present, "
-          f"{nontrivial:.0%} of present masks cover 1-99 %")
+    print(
+        f"{covers.size} object-frames: {absent.sum()} absent, {present.size} present, "
+        f"{nontrivial:.0%} of present masks cover 1-99 %"
+    )
     assert absent.any(), "no object-frame takes the object-absent branch"
     assert (~absent).sum() >= 0.5 * covers.size, "most object-frames should be present"
     assert nontrivial >= 0.9, f"only {nontrivial:.0%} of present masks cover 1-99 % of the frame"
