@@ -53,7 +53,10 @@ def pointer_tokens(model: SAM2Model, cfg: TrackingConfig, memory: MemoryInputs) 
         tpos_dim = c if cfg.proj_tpos_enc_in_obj_ptrs else mem_dim
         # parity: integer distances divided as float32, like the official int64 tensor / int
         rel = memory.ptr_offsets.to(torch.float32) / memory.ptr_norm
-        pos = model.obj_ptr_tpos_proj(sine_encoding_1d(rel, tpos_dim))  # (N, P, Cm)
+        sine = sine_encoding_1d(rel, tpos_dim)  # (N, P, tpos_dim)
+        # parity: projected object by object, a (P, tpos_dim) product each as the official
+        # model computes it; a product over N * P rows rounds differently
+        pos = torch.stack([model.obj_ptr_tpos_proj(sine[i]) for i in range(n)])  # (N, P, Cm)
     else:
         pos = ptrs.new_zeros(n, p, mem_dim)
     if mem_dim < c:
@@ -117,4 +120,6 @@ def condition_on_memory(
     out = model.memory_attention(
         curr=curr, curr_pos=curr_pos, memory=tokens, memory_pos=tokens_pos, num_obj_ptr_tokens=num_ptr_tokens
     )  # (N, L, C)
-    return out.transpose(1, 2).reshape(n, c, h, w)
+    # parity: a strided view (channels-last layout), not a copy, like the official model; the
+    # decoder's kernels round differently on the two layouts
+    return out.transpose(1, 2).view(n, c, h, w)

@@ -36,6 +36,16 @@ class StepOutput:
     obj_ptr: Tensor  # (N, C) object pointer for later frames
     obj_score_logits: Tensor  # (N, 1); > 0 means the object is judged present
 
+    @staticmethod
+    def cat(outs: Sequence[StepOutput]) -> StepOutput:
+        """Several outputs as one batch, in order."""
+        return StepOutput(
+            low_res_logits=torch.cat([o.low_res_logits for o in outs]),
+            high_res_logits=torch.cat([o.high_res_logits for o in outs]),
+            obj_ptr=torch.cat([o.obj_ptr for o in outs]),
+            obj_score_logits=torch.cat([o.obj_score_logits for o in outs]),
+        )
+
 
 def use_multimask(cfg: TrackingConfig, *, is_init_cond_frame: bool, num_points: int) -> bool:
     """Whether the SAM heads return three candidates (the best is kept) on this step."""
@@ -73,7 +83,54 @@ def sam_heads(
 
     point_coords: (N, P, 2) model-input pixels (boxes as two corners labelled 2, 3);
     mask_input: (N, 1, H', W') logits, resized to the prompt encoder's mask size.
+    Objects go through the heads one at a time: the heads cost about 1 % of a tracking
+    step, and the small matrix products of their MLPs round differently with the batch
+    size; one by one, each object gets exactly what it gets alone (and what the
+    official predictor, which runs objects one by one, gets).
     """
+    n = pix_feat.shape[0]
+    if n > 1:
+
+        def pick(x: Tensor | None, i: int) -> Tensor | None:
+            return None if x is None else x[i : i + 1]
+
+        outs = [
+            _sam_heads_one(
+                model,
+                cfg,
+                pix_feat[i : i + 1],
+                high_res_features,
+                point_coords=pick(point_coords, i),
+                point_labels=pick(point_labels, i),
+                mask_input=pick(mask_input, i),
+                multimask=multimask,
+            )
+            for i in range(n)
+        ]
+        return StepOutput.cat(outs)
+    return _sam_heads_one(
+        model,
+        cfg,
+        pix_feat,
+        high_res_features,
+        point_coords=point_coords,
+        point_labels=point_labels,
+        mask_input=mask_input,
+        multimask=multimask,
+    )
+
+
+def _sam_heads_one(
+    model: SAM2Model,
+    cfg: TrackingConfig,
+    pix_feat: Tensor,
+    high_res_features: tuple[Tensor, ...],
+    *,
+    point_coords: Tensor | None,
+    point_labels: Tensor | None,
+    mask_input: Tensor | None,
+    multimask: bool,
+) -> StepOutput:
     n = pix_feat.shape[0]
     if point_coords is None:
         # parity: no clicks is one padding point, to which the encoder adds its own padding
@@ -101,15 +158,17 @@ def sam_heads(
         logits = torch.where(present[:, :, None, None], logits, NO_OBJ_SCORE)
     logits = logits.float()
 
+    size = model.config.image_size
+    # parity: every candidate is upsampled before the best is picked (the interpolation
+    # kernel rounds differently for one channel than for three)
+    high = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
     token = out.mask_tokens[:, 0]  # (N, C)
     if multimask:
         rows = torch.arange(n, device=logits.device)
         best = torch.argmax(out.iou, dim=-1)
-        logits = logits[rows, best].unsqueeze(1)
+        logits, high = logits[rows, best].unsqueeze(1), high[rows, best].unsqueeze(1)
         if out.mask_tokens.shape[1] > 1:
             token = out.mask_tokens[rows, best]
-    size = model.config.image_size
-    high = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
 
     obj_ptr = _mix_no_object_pointer(model, cfg, model.obj_ptr_proj(token), present, score)
     return StepOutput(low_res_logits=logits, high_res_logits=high, obj_ptr=obj_ptr, obj_score_logits=score)
@@ -178,7 +237,9 @@ def track_step(
         conditioned = [
             condition_on_memory(model, cfg, features, m, num_objects=m.num_objects) for m in memory
         ]
-        pix_feat = torch.cat(conditioned)  # (N, C, h, w)
+        pix_feat = conditioned[0] if len(conditioned) == 1 else torch.cat(conditioned)  # (N, C, h, w)
+        # parity: the official layout (channels last), see condition_on_memory
+        pix_feat = pix_feat.contiguous(memory_format=torch.channels_last)
     num_points = 0 if point_labels is None else point_labels.shape[1]
     multimask = use_multimask(cfg, is_init_cond_frame=memory is None, num_points=num_points)
     return sam_heads(
@@ -191,6 +252,17 @@ def track_step(
         mask_input=prev_logits if prev_logits is not None else mask,
         multimask=multimask,
     )
+
+
+def _token_major(feature_map: Tensor, n: int) -> Tensor:
+    """(1, C, h, w) features repeated for N objects, stored as (h * w, N, C) tokens.
+
+    parity: the official encoder reads its features in this layout; the convolutions round
+    differently on a plain (N, C, h, w) layout, enough to flip bfloat16 roundings of the memory.
+    """
+    _, c, h, w = feature_map.shape
+    tokens = feature_map.flatten(2).permute(2, 0, 1).expand(-1, n, -1).contiguous()  # (h * w, N, C)
+    return tokens.permute(1, 2, 0).view(n, c, h, w)
 
 
 def non_overlapping(logits: Tensor) -> Tensor:
@@ -227,7 +299,7 @@ def encode_memory(
         mask = mask * cfg.sigmoid_scale_for_mem_enc
     if cfg.sigmoid_bias_for_mem_enc != 0.0:
         mask = mask + cfg.sigmoid_bias_for_mem_enc
-    vision = features.vision_features.expand(n, -1, -1, -1)
+    vision = _token_major(features.vision_features, n)
     memory = model.memory_encoder(vision, mask, skip_mask_sigmoid=True).vision_features  # (N, Cm, h, w)
     if cfg.no_obj_embed_spatial:
         absent = 1 - (obj_score_logits > 0).float()  # (N, 1)

@@ -177,8 +177,8 @@ def track_objects(
     """One propagation step on `frame`: track every object that is not conditioned there.
 
     Conditioning frames keep their stored output. Objects with the same memory layout
-    share one batch through memory attention; the heads and the memory encoder see
-    all tracked objects as one batch.
+    share one batch through memory attention, and all tracked objects one batch through
+    the memory encoder (the heads take them one by one, see `model.tracking.sam_heads`).
     """
     groups: dict[tuple[int, int], list[tuple[TrackedObject, MemorySelection]]] = defaultdict(list)
     for obj in objects:
