@@ -21,13 +21,15 @@ Semantics are the official `SAM2VideoPredictor`'s (sam2 1.1.0), with these choic
 - Memory stays bounded: frames are decoded and encoded on demand (a few image
   features cached), each object keeps at most `max_memory_frames` tracked-frame
   memories in RAM and results keep at most `max_results_in_memory` logit maps;
-  the rest goes to a per-session temporary folder, deleted on `close()`.
+  the rest goes to a per-session temporary folder, deleted on `close()` (about
+  0.75 MiB per frame and object at 1024 px input: a bfloat16 memory and float32
+  low-res logits, kept exactly because later passes and clicks read them).
 - Objects on one frame share the image features and go through memory attention
   (grouped by memory layout) and the memory encoder as one batch; the SAM heads,
   about 1 % of a step, run object by object, because their small matrix products
-  round differently with the batch size. Results equal the official
-  one-object-at-a-time run up to float rounding (bit for bit at 256 and 1024 px
-  input on the CPUs measured).
+  round differently with the batch size. A batch gives each object what it gets
+  tracked alone, up to float rounding (bit for bit at 256 and 1024 px input on
+  the CPUs measured).
 """
 
 from __future__ import annotations
@@ -255,8 +257,10 @@ class TrackingSession:
         """Track every object frame by frame, yielding (frame, obj_ids, logits (N, H, W)).
 
         start: first frame (default: the earliest prompted frame); max_frames: at most
-        this many frames (default: to the end, or the first frame when reverse). A live
-        stream is read as it yields. Prompts made meanwhile stop the iteration.
+        this many frames (default: to the end, or to frame 0 when reverse). Unlike the
+        official `max_frame_num_to_track`, which yields one frame more, this is a count;
+        and a reverse pass from frame 0 yields frame 0. A live stream is read as it
+        yields. Prompts made meanwhile stop the iteration with SessionError.
         """
         self._check_open()
         if not self._objects:
