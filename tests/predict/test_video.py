@@ -146,6 +146,8 @@ def test_remove_object_and_reset(model, video) -> None:
     with VideoPredictor(model).start(frames) as s:
         s.add_prompt(0, 1, **_click(video, 0, 0))
         s.add_prompt(0, 2, **_click(video, 0, 1))
+        s.add_prompt(2, 1, **_click(video, 2, 0))
+        assert s.prompted_frames(1) == [0, 2] and s.prompted_frames(2) == [0]
         both = _track(s, max_frames=3)
         assert s.remove_object(1) == [2]
         with pytest.raises(SessionError, match="unknown object id 1"):

@@ -241,6 +241,7 @@ class TrackingSession:
         else:
             obj.points.pop(frame, None)
         obj.set_pending(frame, out, cond=is_cond, fill_hole_area=self.config.fill_hole_area)
+        obj.prompted.add(frame)
         self._objects[obj_id] = obj
         self._epoch += 1
         return self.obj_ids, self._frame_logits(frame)
@@ -342,6 +343,11 @@ class TrackingSession:
         self._epoch += 1
 
     # ---- results --------------------------------------------------------------------------
+    def prompted_frames(self, obj_id: int) -> list[int]:
+        """Frames where `obj_id` received clicks, a box or a mask, ascending."""
+        self._check_open()
+        return sorted(self._object(obj_id).prompted)
+
     def result(self, frame: int, obj_id: int) -> FrameResult | None:
         """One object's latest prediction on a frame (low-res logits, score), or None."""
         self._check_open()

@@ -58,6 +58,7 @@ class TrackedObject:
     bank: MemoryBank
     points: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)  # frame -> (1, P, 2), (1, P)
     tracked: dict[int, bool] = field(default_factory=dict)  # frame -> tracked in reverse
+    prompted: set[int] = field(default_factory=set)  # frames that received clicks, a box or a mask
     pending: dict[int, PendingOutput] = field(default_factory=dict)
 
     @classmethod
