@@ -280,6 +280,12 @@ def test_errors_leave_the_session_usable(model, video, tmp_path) -> None:
         assert s.obj_ids == []
         with pytest.raises(SessionError, match="unknown object"):
             s.remove_object(3)
+        with pytest.raises(SessionError, match="unknown object"):
+            s.result(0, 3)
+        with pytest.raises(SessionError, match="unknown object"):
+            s.prompted_frames(3)
+        with pytest.raises(FrameSourceError, match="past the end"):
+            s.masks(4)
         _, got = s.add_prompt(0, 1, **_click(video, 0, 0))
         with pytest.raises(PromptError, match="box must come first"):
             s.add_prompt(0, 1, box=[10, 10, 50, 50])

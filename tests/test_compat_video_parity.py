@@ -1,0 +1,94 @@
+"""masklet.compat's SAM2VideoPredictor, driven by the official call sequence, against the official run.
+
+The same fixtures and checks as tests/predict/test_video_parity.py (tools/parity/README.md, "Video
+fixtures"), here with the official defaults: a correction on a tracked frame is not a
+conditioning frame and the next propagation overwrites it (``click_correct_add`` call 3 equals
+call 1 in the reference). Calls are made exactly as the fixture script made them, and the
+official return values are checked: ``(frame_idx, obj_ids, masks (N, 1, H, W))``,
+``remove_object`` -> ``(obj_ids, [(frame_idx, masks), ...])``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from masklet.compat import build_sam2_video_predictor
+
+pytestmark = pytest.mark.slow
+
+# the shared fixtures and comparison of the native parity test
+_spec = importlib.util.spec_from_file_location(
+    "_video_parity_checks", Path(__file__).parent / "predict" / "test_video_parity.py"
+)
+checks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(checks)
+manifest, frames_dir = checks.manifest, checks.frames_dir  # pytest fixtures
+
+OFFICIAL = [
+    "video_click_correct_add_official.npz",  # a, d (correction overwritten), f
+    "video_two_objects_remove_official.npz",  # b, g
+    "video_mask_official.npz",  # c
+    "video_reverse_official.npz",  # e
+]
+
+
+@pytest.fixture(scope="module")
+def predictor(manifest, encoded_frames):
+    from seeded_weights import seeded_state_dict, shapes_of, state_dict_digest
+
+    pred = build_sam2_video_predictor(manifest["config"], None, device="cpu")
+    weights = seeded_state_dict(shapes_of(pred.model.state_dict()), manifest["seed"])
+    digest = state_dict_digest(weights)
+    assert {f["weights_sha256"] for f in manifest["fixtures"].values()} == {digest}
+    pred.model.load_state_dict(weights, strict=True)
+    checks.reuse_frame_encodings(pred.model, digest, encoded_frames)
+    assert not pred.model.config.tracking.add_all_frames_to_correct_as_cond  # the official default
+    return pred
+
+
+def _official_call(pred, state, call: dict):
+    """One recorded call through the official API; yields (frame, obj_ids, logits (N, H, W))."""
+    kind = call["call"]
+    if kind in ("add", "mask"):
+        if kind == "add":
+            frame, obj_ids, masks = pred.add_new_points_or_box(
+                state, frame_idx=call["frame"], obj_id=call["obj_id"], points=call.get("points"),
+                labels=call.get("labels"), box=call.get("box"),
+            )  # fmt: skip
+        else:
+            mask = checks.rect_mask(call["rect"], state["video_height"], state["video_width"])
+            frame, obj_ids, masks = pred.add_new_mask(
+                state, frame_idx=call["frame"], obj_id=call["obj_id"], mask=mask
+            )
+        assert frame == call["frame"] and masks.ndim == 4 and masks.shape[1] == 1
+        yield frame, obj_ids, masks[:, 0]
+    elif kind == "propagate":
+        for frame, obj_ids, masks in pred.propagate_in_video(state, reverse=call["reverse"]):
+            assert masks.ndim == 4 and masks.shape[1] == 1
+            yield frame, obj_ids, masks[:, 0]
+    elif kind == "remove":
+        obj_ids, updated = pred.remove_object(state, call["obj_id"])
+        assert obj_ids == call["obj_ids_after"]
+        for frame, masks in updated:
+            yield frame, obj_ids, masks[:, 0]
+    else:
+        raise AssertionError(f"unknown call {kind!r}")
+
+
+@pytest.mark.parametrize("fname", OFFICIAL)
+def test_compat_matches_official(predictor, manifest, frames_dir, data_dir, fname):
+    fixture = manifest["fixtures"][fname]
+    assert fixture["semantics"] == "official"
+    z = np.load(data_dir / "parity" / fname)
+    state = predictor.init_state(str(frames_dir))
+    try:
+        assert (state["num_frames"], state["video_height"], state["video_width"]) == (16, 540, 960)
+        for k, call in enumerate(fixture["calls"]):
+            outputs = _official_call(predictor, state, call)
+            checks.compare_call(z, f"call{k}", manifest["logits_stride"], outputs, state.session)
+    finally:
+        state.close()
