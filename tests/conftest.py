@@ -37,3 +37,14 @@ def encoded_frames() -> dict:
     (about 2 s a frame at 1024 px on two cores); tracking itself is never cached.
     """
     return {}
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test, then the count it found (results depend on it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

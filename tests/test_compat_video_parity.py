@@ -27,6 +27,7 @@ _spec = importlib.util.spec_from_file_location(
 checks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(checks)
 manifest, frames_dir = checks.manifest, checks.frames_dir  # pytest fixtures
+_fixture_threads = checks._fixture_threads  # autouse: the thread count the fixtures were made with
 
 OFFICIAL = [
     "video_click_correct_add_official.npz",  # a, d (correction overwritten), f

@@ -25,8 +25,11 @@ MODEL = ["--image-size", "128"]  # sam2.1 tiny, random weights
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> None:
+def _one_thread():
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)  # later tests (the parity ones) depend on it
 
 
 @pytest.fixture

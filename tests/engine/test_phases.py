@@ -29,8 +29,11 @@ T, H, W = 12, 96, 128  # 24 fps: every 4th frame is annotated (0, 4, 8)
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> None:
+def _one_thread():
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)  # later tests (the parity ones) depend on it
 
 
 @pytest.fixture(scope="module")

@@ -23,11 +23,8 @@ def sqlite_store(tmp_path):
 
 
 def test_phase1_on_a_synthetic_video_reaches_the_truth_and_logs_its_effort(
-    sqlite_store: Store, small_model
+    sqlite_store: Store, small_model, one_thread
 ) -> None:
-    import torch
-
-    torch.set_num_threads(1)
     store = sqlite_store
     video_data = make_synthetic_video(3, height=128, width=128, num_objects=2, seed=1)
     project = store.create_project("phase1")

@@ -314,6 +314,13 @@ def test_bad_sources(model, tmp_path) -> None:
         predictor.start(str(tmp_path / "missing.mp4"))
     with pytest.raises(FrameSourceError):
         predictor.start(iter([]))
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    with pytest.raises(FrameSourceError, match="empty.mp4: cannot be opened as a video"):
+        predictor.start(str(empty))
+    (tmp_path / "no_frames").mkdir()
+    with pytest.raises(FrameSourceError, match="no frames found"):
+        predictor.start(str(tmp_path / "no_frames"))
 
 
 def test_changes_during_propagation_stop_it(model, video) -> None:

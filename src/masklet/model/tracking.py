@@ -225,8 +225,8 @@ def track_step(
 
     memory None marks an initial conditioning frame (no memory: SAM on one image) for
     `num_objects` objects. A sequence of memories (objects whose memories differ in
-    layout) goes through attention one layout at a time, then through the heads as one
-    batch, objects in sequence order. mask: (N, 1, S, S) binary prompt; prev_logits:
+    layout) goes through attention one layout at a time (objects sharing a layout as one
+    batch), then through the heads object by object (see `sam_heads`), in sequence order. mask: (N, 1, S, S) binary prompt; prev_logits:
     (N, 1, 4h, 4w) earlier logits of this frame, fed with new clicks as the mask prompt.
     """
     if mask is not None and cfg.use_mask_input_as_output_without_sam:

@@ -193,7 +193,7 @@ def track_objects(
             gather_memory([o for o, _ in members], [sel for _, sel in members], device=device)
             for members in groups.values()
         ]
-        out = model.track(features, memory=memories, config=cfg)  # attention per layout, heads at once
+        out = model.track(features, memory=memories, config=cfg)  # attention per layout, then the heads
         new_memories = model.encode_memory(
             features, out.high_res_logits, out.obj_score_logits, from_points=False, config=cfg
         )
