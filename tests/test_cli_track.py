@@ -19,13 +19,8 @@ from masklet.io.synthetic import make_synthetic_video, write_mp4
 
 H, W, T = 96, 128, 8
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# many small ops: on a busy 2-core runner, two intra-op threads are several times slower than one
+pytestmark = pytest.mark.threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,6 @@ SMALL = ["++model.image_size=128"]
 H, W, T = 96, 128, 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _predictor(extra: list[str] | None = None, **kwargs):
     from seeded_weights import seeded_state_dict, shapes_of
 
@@ -35,6 +27,9 @@ def _predictor(extra: list[str] | None = None, **kwargs):
     # seeded weights: with them objects are present and masks react to the prompts
     predictor.model.load_state_dict(seeded_state_dict(shapes_of(predictor.model.state_dict()), seed=4))
     return predictor
+
+# many small ops: on a busy 2-core runner, two intra-op threads are several times slower than one
+pytestmark = pytest.mark.threads(1)
 
 
 @pytest.fixture(scope="module")

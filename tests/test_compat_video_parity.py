@@ -18,8 +18,6 @@ import pytest
 
 from masklet.compat import build_sam2_video_predictor
 
-pytestmark = pytest.mark.slow
-
 # the shared fixtures and comparison of the native parity test
 _spec = importlib.util.spec_from_file_location(
     "_video_parity_checks", Path(__file__).parent / "predict" / "test_video_parity.py"
@@ -27,7 +25,7 @@ _spec = importlib.util.spec_from_file_location(
 checks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(checks)
 manifest, frames_dir = checks.manifest, checks.frames_dir  # pytest fixtures
-_fixture_threads = checks._fixture_threads  # autouse: the thread count the fixtures were made with
+pytestmark = [pytest.mark.slow, pytest.mark.threads(checks.FIXTURE_THREADS)]
 
 OFFICIAL = [
     "video_click_correct_add_official.npz",  # a, d (correction overwritten), f

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import torch
 
 from masklet.engine.auto import (
     AutoCandidate,
@@ -22,7 +21,10 @@ from masklet.errors import ConfigError, FormatError
 from masklet.io.masks import RleMask, decode_rle, encode_rle
 from masklet.io.synthetic import SyntheticVideo, make_synthetic_video
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+    pytest.mark.threads(1),
+]
 
 T, H, W = 12, 96, 128  # 24 fps: annotated frames 0, 4, 8 (SA-V's stride)
 LOOSE = dict(
@@ -36,14 +38,6 @@ LOOSE = dict(
     min_size_px=50.0,
     dedup_iou=0.5,
 )  # fmt: skip - random weights: the generator's own filters would keep next to nothing
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)  # later tests (the parity ones) depend on it
 
 
 @pytest.fixture(scope="module")

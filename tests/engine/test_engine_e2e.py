@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from masklet.cli import main
 from masklet.engine.store import Store
@@ -18,18 +17,13 @@ from masklet.io.formats import write_sav_eval_video
 from masklet.io.formats.sav import SavVideoAnnotation, write_sav_json
 from masklet.io.synthetic import make_synthetic_video, write_frame_folder
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+    pytest.mark.threads(1),
+]
 
 T, H, W = 12, 96, 128  # 24 fps: annotated frames 0, 4, 8
 MODEL = ["--image-size", "128"]  # sam2.1 tiny, random weights
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)  # later tests (the parity ones) depend on it
 
 
 @pytest.fixture

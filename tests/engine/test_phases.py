@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import torch
 
 from masklet.engine.edits import Edit, apply_edits
 from masklet.engine.phases import MaskletWorkflow, frame_stride
@@ -23,17 +22,12 @@ from masklet.io.synthetic import SyntheticVideo, make_synthetic_video
 from masklet.predict.image import ImagePredictor
 from masklet.predict.video import VideoPredictor
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+    pytest.mark.threads(1),
+]
 
 T, H, W = 12, 96, 128  # 24 fps: every 4th frame is annotated (0, 4, 8)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)  # later tests (the parity ones) depend on it
 
 
 @pytest.fixture(scope="module")

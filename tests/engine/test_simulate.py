@@ -13,7 +13,10 @@ from masklet.io.masks import RleMask, decode_rle
 from masklet.io.synthetic import make_synthetic_video
 from masklet.predict.image import ImagePredictor
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+    pytest.mark.threads(1),
+]
 
 
 @pytest.fixture
@@ -23,7 +26,7 @@ def sqlite_store(tmp_path):
 
 
 def test_phase1_on_a_synthetic_video_reaches_the_truth_and_logs_its_effort(
-    sqlite_store: Store, small_model, one_thread
+    sqlite_store: Store, small_model
 ) -> None:
     store = sqlite_store
     video_data = make_synthetic_video(3, height=128, width=128, num_objects=2, seed=1)

@@ -22,13 +22,8 @@ from seeded_weights import seeded_state_dict, shapes_of  # noqa: E402
 H, W = 96, 128
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # many small ops: on a busy 2-core runner, two intra-op threads are several times slower than one
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# many small ops: on a busy 2-core runner, two intra-op threads are several times slower than one
+pytestmark = pytest.mark.threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,11 @@ from masklet.build import build_sam2
 from masklet.model.sam2 import ImageFeatures
 from masklet.predict.video import VideoPredictor
 
-pytestmark = pytest.mark.slow
+# tools/parity/video_fixtures.py ran the official predictor with two intra-op threads; the thread
+# count changes how reductions split and round, and hole filling turns a sign flip of one low-res
+# logit into a jump of the upsampled logits (one thread: a 0.03 jump on one pixel of one frame)
+FIXTURE_THREADS = 2
+pytestmark = [pytest.mark.slow, pytest.mark.threads(FIXTURE_THREADS)]
 
 MASK_AGREEMENT, LOGIT_ATOL, LOGIT_MAE, MEAN_ATOL, SCORE_ATOL = 0.999, 1e-2, 1e-3, 1e-3, 1e-3
 DIFF_CORR, DIFF_MAE = 0.99, 2e-4
@@ -55,20 +59,6 @@ measured: dict[str, float] = {}
 
 def _record(name: str, value: float, worst=max) -> None:
     measured[name] = worst(measured.get(name, value), float(value))
-
-
-# tools/parity/video_fixtures.py ran the official predictor with two intra-op threads; the thread
-# count changes how reductions split and round, and hole filling turns a sign flip of one low-res
-# logit into a jump of the upsampled logits (one thread: a 0.03 jump on one pixel of one frame)
-FIXTURE_THREADS = 2
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fixture_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(FIXTURE_THREADS)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
