@@ -3,7 +3,8 @@
 Writes a synthetic mp4 (one moving shape, `masklet.io.synthetic`), clicks the object on frame 0
 and propagates to the end with a `TrackingSession` over the mp4 (decoded lazily), then prints
 one JSON line: frames tracked, peak RSS (MiB, this process, counted from after the model is
-loaded where Linux allows restarting the count), the session's `memory_usage()` and frames/s. Run it for two lengths to see that RAM does not grow with the video:
+loaded where Linux allows restarting the count), the session's `memory_usage()` and frames/s.
+Run it for two lengths to see that RAM does not grow with the video:
 
     python tools/bench/track_memory.py --frames 200
     python tools/bench/track_memory.py --frames 2000
@@ -54,18 +55,24 @@ def reset_peak_rss() -> bool:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         return False
-    return peak_rss_mib(from_proc=True) is not None
+    return _vm_hwm_mib() is not None
 
 
-def peak_rss_mib(from_proc: bool = False) -> float | None:
-    """This process's peak resident memory in MiB (VmHWM, which `reset_peak_rss` restarts)."""
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB (since `reset_peak_rss` where that worked)."""
+    hwm = _vm_hwm_mib()
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _vm_hwm_mib() -> float | None:
+    """VmHWM from /proc/self/status (the peak that clear_refs restarts), None without /proc."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
-    return None if from_proc else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
 
 
 def main(argv: list[str] | None = None) -> dict:
