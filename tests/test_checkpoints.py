@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import io
+import json
 import logging
 import re
 import socket
@@ -346,3 +347,22 @@ def test_guess_tells_every_official_config_apart():
         # Reversed order: each SAM 2 file also fully matches the SAM 2.1 model of its size.
         guess = guess_config(state, official.__getitem__, reversed(list(official)))
         assert (guess.config_name, guess.matching, guess.total) == (name, len(shapes), len(shapes))
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_every_architecture_has_the_official_keys_and_shapes(name):
+    """Each of the eight models, built on the meta device, lists the official state-dict keys in
+    the official order with the official shapes (key_shapes.json from sam2 1.1.0)."""
+    from masklet.configs import get_config
+    from masklet.model.sam2 import SAM2Model
+
+    official = _official_key_shapes()[name]
+    with torch.device("meta"):
+        model = SAM2Model(get_config(name))
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert list(ours) == list(official)  # same keys, same order (strict loading needs the set)
+    assert ours == official
+    counts = json.loads((Path(__file__).parent / "data" / "parity" / "key_shapes.json").read_text())
+    expected = counts["_meta"]["counts"][name]
+    numel = sum(v.numel() for v in model.state_dict().values())
+    assert (len(ours), numel) == (expected["keys"], expected["numel"])
