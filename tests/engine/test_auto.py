@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
@@ -43,12 +41,6 @@ LOOSE = dict(
 @pytest.fixture(scope="module")
 def clip() -> SyntheticVideo:
     return make_synthetic_video(T, height=H, width=W, num_objects=2, seed=1)
-
-
-@pytest.fixture
-def store(tmp_path) -> Iterator[Store]:
-    with Store(f"sqlite:///{tmp_path / 'auto.db'}") as opened:
-        yield opened
 
 
 @pytest.fixture
@@ -100,6 +92,9 @@ def test_config_is_checked() -> None:
 
 
 # ------------------------------------------------------------------------------------ with a model
+# The model's part (proposals on 21 crops, then tracking) on SQLite only: the two tests below write
+# auto masklets, refuse bad input and dedup against a manual masklet on both backends.
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_pipeline_end_to_end_dedups_against_a_manual_masklet(store, video, clip, small_model) -> None:
     config = AutoMaskletConfig(**LOOSE)
     proposals = propose(small_model, clip.frames[0], config)

@@ -1,7 +1,9 @@
 """The scripted data engine end to end through the `masklet` command: a synthetic video with known
 masks is worked by the simulated annotator in phases 1, 2 and 3 (random-weight model), then
 `masklet effort` prints the per-phase table the events give; `masklet auto-masklets` adds auto
-masklets for review."""
+masklets for review. Each test runs on SQLite and on PostgreSQL (see conftest.py); the commands
+get the tests' shared model (the one `--image-size 128` names), so the second backend reuses the
+first one's frame encodings."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from masklet import cli
 from masklet.cli import main
 from masklet.engine.store import Store
 from masklet.io.formats import write_sav_eval_video
@@ -23,17 +26,23 @@ pytestmark = [
 ]
 
 T, H, W = 12, 96, 128  # 24 fps: annotated frames 0, 4, 8
-MODEL = ["--image-size", "128"]  # sam2.1 tiny, random weights
+MODEL = ["--image-size", "128"]  # sam2.1 tiny, random weights: the `small_model` fixture (see `engine`)
 
 
 @pytest.fixture
-def engine(tmp_path: Path, capsys):
+def engine(tmp_path: Path, capsys, monkeypatch, store_url: str, small_model):
     """A project with the synthetic video (a PNG folder at 24 fps) and its masks in the SA-V eval layout."""
+
+    def build_model(args) -> object:
+        assert (args.model, args.checkpoint, args.image_size) == ("sam2.1_hiera_t", None, 128)
+        return small_model
+
+    monkeypatch.setattr(cli, "build_model_from_args", build_model)
     clip = make_synthetic_video(T, height=H, width=W, num_objects=2, seed=1)
     write_frame_folder(clip.frames, tmp_path / "clip", suffix=".png")
     gt = {o: {t: clip.mask(t, o) for t in range(T)} for o in clip.obj_ids}
     gt_dir = write_sav_eval_video(tmp_path / "gt", "clip", gt)
-    db = ["--db", f"sqlite:///{tmp_path / 'engine.db'}", "--by", "sim"]
+    db = ["--db", store_url, "--by", "sim"]
 
     def run(*argv: str) -> str:
         assert main([*argv, *db]) == 0, capsys.readouterr().err
@@ -123,6 +132,7 @@ def test_annotate_reads_sav_json_and_refuses_ground_truth_that_does_not_fit(engi
         assert len(store.list_masklets(project_id=1)) == 1  # only the SA-V run's masklet
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the model's part: test_auto.py writes
 def test_auto_masklets_command(engine) -> None:
     run, gt_dir, db, _ = engine
     run("annotate", "e2e", "1", "--phase", "1", "--gt", str(gt_dir), "--objects", "1", *MODEL)
@@ -139,14 +149,14 @@ def test_auto_masklets_command(engine) -> None:
 
 
 # ------------------------------------------------------------------------------ the simulated annotator
-def _project(tmp_path: Path) -> tuple[Store, int]:
-    store = Store(f"sqlite:///{tmp_path / 'sim.db'}")
+def _project(url: str) -> tuple[Store, int]:
+    store = Store(url)
     project = store.create_project("sim")
     return store, store.add_video(project.id, "c.mp4", fps=24, width=W, height=H, frame_count=T,
                                   content_hash="s").id  # fmt: skip
 
 
-def test_phase2_annotator_stops_when_the_tracked_frames_are_good(tmp_path, small_model) -> None:
+def test_phase2_annotator_stops_when_the_tracked_frames_are_good(store_url: str, small_model) -> None:
     from masklet.engine.effort import effort_table
     from masklet.engine.phases import MaskletWorkflow
     from masklet.engine.simulate import AnnotatorModel, simulate_masklet
@@ -158,7 +168,7 @@ def test_phase2_annotator_stops_when_the_tracked_frames_are_good(tmp_path, small
         session.add_prompt(frame=0, obj_id=1, mask=clip.mask(0, 1))
         gt = {4 * f: (logits[0] > 0).numpy() for f, _, logits in session.propagate()}
     gt[0] = clip.mask(0, 1)
-    store, video_id = _project(tmp_path)
+    store, video_id = _project(store_url)
     with store:
         masklet = store.create_masklet(video_id, by="sim", phase=2)
         with MaskletWorkflow(
@@ -174,13 +184,13 @@ def test_phase2_annotator_stops_when_the_tracked_frames_are_good(tmp_path, small
         assert phase.seconds == pytest.approx(done.seconds)
 
 
-def test_phase3_annotator_starts_where_the_object_appears(tmp_path, small_model) -> None:
+def test_phase3_annotator_starts_where_the_object_appears(store_url: str, small_model) -> None:
     from masklet.engine.phases import MaskletWorkflow
     from masklet.engine.simulate import AnnotatorModel, simulate_masklet
 
     clip = make_synthetic_video(T, height=H, width=W, num_objects=1, seed=4)
     gt = {f: clip.mask(f, 1) if f >= 4 else np.zeros((H, W), bool) for f in range(T)}
-    store, video_id = _project(tmp_path)
+    store, video_id = _project(store_url)
     with store:
         masklet = store.create_masklet(video_id, by="sim", phase=3)
         model = AnnotatorModel(max_clicks=2, refine_clicks=1, min_error_px=1, max_fixed_frames=2)

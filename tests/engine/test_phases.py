@@ -8,10 +8,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+import uuid
 
 import numpy as np
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from masklet.engine.edits import Edit, apply_edits
 from masklet.engine.phases import MaskletWorkflow, frame_stride
@@ -28,17 +30,12 @@ pytestmark = [
 ]
 
 T, H, W = 12, 96, 128  # 24 fps: every 4th frame is annotated (0, 4, 8)
+KILLED = f"masklet-killed-{uuid.uuid4().hex[:8]}"  # the killed writer's application name on PostgreSQL
 
 
 @pytest.fixture(scope="module")
 def clip() -> SyntheticVideo:
     return make_synthetic_video(T, height=H, width=W, num_objects=2, seed=1)
-
-
-@pytest.fixture
-def store(tmp_path) -> Iterator[Store]:
-    with Store(f"sqlite:///{tmp_path / 'phases.db'}") as opened:
-        yield opened
 
 
 @pytest.fixture
@@ -171,6 +168,7 @@ def test_phase2_resumes_from_a_phase1_first_frame(store, video, clip, small_mode
             empty.propagate()
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the model's part; phase 2's writes above
 def test_track_all_frames_saves_only_the_annotated_ones(store, video, clip, small_model) -> None:
     with workflow(store, video, clip, small_model, 2, track_all_frames=True) as work:
         work.set_mask(0, clip.mask(0, 1))
@@ -274,9 +272,30 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_killed_propagation_keeps_every_saved_frame_and_resumes(tmp_path, small_model) -> None:
-    frames = 30
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
+def writer_url(url: str) -> str:
+    """`url` with an application name on PostgreSQL, so that the server's session of the writer can be found."""
+    if make_url(url).get_backend_name() != "postgresql":
+        return url
+    return make_url(url).update_query_dict({"application_name": KILLED}).render_as_string(hide_password=False)
+
+
+def killed_writer_sessions(store: Store) -> int:
+    """The killed writer's server sessions still open after up to 30 s of waiting for them to end (0 on SQLite)."""
+    if store.url.get_backend_name() != "postgresql":
+        return 0
+    deadline = time.monotonic() + 30
+    with store._engine.connect() as conn:  # the kernel closed its socket; the server ends it soon after
+        while True:
+            count = conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"), {"name": KILLED}
+            ).scalar_one()
+            if count == 0 or time.monotonic() > deadline:
+                return count
+            time.sleep(0.05)
+
+
+def test_killed_propagation_keeps_every_saved_frame_and_resumes(store_url: str, small_model) -> None:
+    frames, url = 30, store_url  # on PostgreSQL the server outlives the writer: its transaction must go
     clip = make_synthetic_video(frames, height=H, width=W, num_objects=1, seed=3)
     with Store(url) as store:
         project = store.create_project("crash")
@@ -286,7 +305,7 @@ def test_killed_propagation_keeps_every_saved_frame_and_resumes(tmp_path, small_
         m = store.create_masklet(video.id, by="ann", obj_id=1, phase=2)
         store.put_frame_mask(m.id, 0, encode_rle(clip.mask(0, 1)), source="manual", by="ann", phase=2)
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, url, str(m.id), str(frames)],
+        [sys.executable, "-c", CHILD, writer_url(url), str(m.id), str(frames)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )  # fmt: skip
     reported: list[int] = []
@@ -307,11 +326,17 @@ def test_killed_propagation_keeps_every_saved_frame_and_resumes(tmp_path, small_
     assert child.returncode == -signal.SIGKILL and reported[:3] == [1, 2, 3]
 
     with Store(url) as store:
+        assert killed_writer_sessions(store) == 0  # the server ended the writer's session, and its locks
         saved = sources(store, m.id)
         assert saved[0] == (0, "manual", 1)
         propagated = [f for f, source, _ in saved if source == "propagated"]
         assert set(reported) <= set(propagated) and propagated == list(range(1, len(propagated) + 1))
         assert len(propagated) - len(reported) in (0, 1) and len(propagated) < frames - 1
+        # nothing half-written: each saved frame is whole, has its one event, and the versions agree
+        puts = store.list_events(masklet_id=m.id, action="mask.put")
+        assert [(e.frame, e.payload["version"]) for e in puts] == [(f, v) for f, _, v in saved]
+        assert store.get_masklet(m.id).version == 1 + len(saved)
+        assert all(saved_mask(store, m.id, f).shape == (H, W) for f, _, _ in saved)
         # a new workflow picks the masklet up where it was left and finishes it
         with MaskletWorkflow(store, m.id, phase=2, by="ann", model=small_model, frames=clip.frames) as work:
             assert [s.frame for s in work.propagate()] == list(range(1, frames))
