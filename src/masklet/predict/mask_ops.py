@@ -37,8 +37,10 @@ def fill_holes_and_sprinkles(
 ) -> Tensor:
     """Flip small background holes to foreground and small foreground specks to background.
 
-    logits: (N, M, H, W). Components of at most `max_*_area` pixels are set to
-    threshold +/- 10, as the official GPU post-processing does.
+    logits: (N, M, H, W). 8-connected components of at most `max_*_area` pixels are set
+    to threshold +/- 10, as the official GPU post-processing does. Holes (logit <=
+    threshold) and specks (> threshold) are both found on the input logits, so a
+    speck that only touches a filled hole is still removed.
     """
     if max_hole_area <= 0 and max_sprinkle_area <= 0:
         return logits
@@ -49,8 +51,7 @@ def fill_holes_and_sprinkles(
         is_hole = ((labels > 0) & (areas <= max_hole_area)).reshape_as(logits)
         out = torch.where(is_hole, torch.full_like(out, threshold + 10.0), out)
     if max_sprinkle_area > 0:
-        # parity: specks are found on the hole-filled logits, as upstream does
-        labels, areas = connected_components(out.flatten(0, 1).unsqueeze(1) > threshold)
+        labels, areas = connected_components(flat > threshold)
         is_speck = ((labels > 0) & (areas <= max_sprinkle_area)).reshape_as(logits)
         out = torch.where(is_speck, torch.full_like(out, threshold - 10.0), out)
     return out
