@@ -134,6 +134,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
         mask_threshold=args.mask_threshold,
         crop_n_layers=args.crop_n_layers,
         min_mask_region_area=args.min_mask_region_area,
+        use_m2m=args.use_m2m,
         output_mode="coco_rle",
         progress=True,
     )
@@ -209,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-threshold", type=float, default=0.0, help="logit above which a pixel is in the mask")
     p.add_argument("--crop-n-layers", type=int, default=0)
     p.add_argument("--min-mask-region-area", type=int, default=0)
+    p.add_argument("--use-m2m", action="store_true",
+                   help="refine each mask once with its own low-res logits as the mask prompt")
     add_model_args(p)
     p.set_defaults(func=cmd_auto)
 

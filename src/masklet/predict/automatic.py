@@ -76,7 +76,10 @@ class AutomaticMaskGenerator:
 
     Same arguments and results as the official generator. `min_mask_region_area`
     fills holes and removes specks up to that area in the low-res logits on every
-    device (the official code needs its CUDA extension for that).
+    device (the official code needs its CUDA extension for that). `use_m2m` refines
+    every candidate once: its low-res logits go back in as the mask prompt with its
+    point, single-mask output, and the refined mask and IoU replace the first ones
+    before any filtering.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class AutomaticMaskGenerator:
         point_grids: list[np.ndarray] | None = None,
         min_mask_region_area: int = 0,
         output_mode: OutputMode = "binary_mask",
+        use_m2m: bool = False,
         multimask_output: bool = True,
         progress: bool = False,
     ) -> None:
@@ -111,9 +115,9 @@ class AutomaticMaskGenerator:
         assert point_grids is not None
         if len(point_grids) < crop_n_layers + 1:
             raise ConfigError(f"{crop_n_layers} crop layers need {crop_n_layers + 1} point grids, got {len(point_grids)}")
+        # parity: holes and specks are cleaned up at the predictor's threshold 0, not mask_threshold
         self.predictor = ImagePredictor(
-            model, mask_threshold=mask_threshold,
-            max_hole_area=min_mask_region_area, max_sprinkle_area=min_mask_region_area,
+            model, max_hole_area=min_mask_region_area, max_sprinkle_area=min_mask_region_area,
         )
         self.point_grids = point_grids
         self.points_per_batch = points_per_batch
@@ -127,6 +131,7 @@ class AutomaticMaskGenerator:
         self.crop_overlap_ratio = crop_overlap_ratio
         self.min_mask_region_area = min_mask_region_area
         self.output_mode = output_mode
+        self.use_m2m = use_m2m
         self.multimask_output = multimask_output
         self.progress = progress
 
@@ -188,13 +193,15 @@ class AutomaticMaskGenerator:
         points = torch.as_tensor(points_np, dtype=torch.float32)
         coords = coords_to_model(points, crop_hw, model.config.image_size)[:, None, :].to(model.device)
         labels = torch.ones(coords.shape[0], 1, dtype=torch.int32, device=model.device)
-        logits, iou, _ = self.predictor.predict_tensors(
+        logits, iou, low_res = self.predictor.predict_tensors(
             point_coords=coords, point_labels=labels, multimask_output=self.multimask_output
         )
         num_candidates = logits.shape[1]
+        pts = points.repeat_interleave(num_candidates, dim=0)
+        if self.use_m2m:
+            logits, iou = self._refine(coords.repeat_interleave(num_candidates, dim=0), low_res.flatten(0, 1))
         logits = logits.flatten(0, 1).cpu()  # (B*M, h, w)
         iou_preds = iou.flatten(0, 1).float().cpu()
-        pts = points.repeat_interleave(num_candidates, dim=0)
         keep = torch.ones(len(iou_preds), dtype=torch.bool)
         if self.pred_iou_thresh > 0.0:
             keep &= iou_preds > self.pred_iou_thresh
@@ -216,3 +223,17 @@ class AutomaticMaskGenerator:
             crop_boxes=torch.zeros(len(boxes), 4),
         )
 
+    def _refine(self, coords: Tensor, low_res: Tensor) -> tuple[Tensor, Tensor]:
+        """One mask-to-mask step: (K, 1, 2) model-input points with their (K, 4h, 4w) low-res
+        logits as the mask prompt -> logits (K, 1, H, W) and IoU (K, 1), in batches."""
+        labels = torch.ones(coords.shape[0], 1, dtype=torch.int32, device=coords.device)
+        logits, ious = [], []
+        for start in range(0, coords.shape[0], self.points_per_batch):
+            part = slice(start, start + self.points_per_batch)
+            out_logits, out_iou, _ = self.predictor.predict_tensors(
+                point_coords=coords[part], point_labels=labels[part],
+                mask_input=low_res[part, None], multimask_output=False,
+            )
+            logits.append(out_logits)
+            ious.append(out_iou)
+        return torch.cat(logits), torch.cat(ious)
