@@ -241,7 +241,7 @@ def test_errors_and_state_lifetime(predictor, video) -> None:
         predictor.add_new_points_or_box(state, 0, 1, points=np.zeros((2, 1, 2)), labels=np.ones((2, 1)))
     with pytest.raises(SessionError, match="init_state"):
         predictor.add_new_points_or_box({"images": []}, 0, 1, points=[[10, 10]], labels=[1])
-    with pytest.raises(SessionError, match="not supported"):
+    with pytest.raises(SessionError, match="unknown object id 1"):
         predictor.clear_all_prompts_in_frame(state, 0, 1)
     with pytest.raises(KeyError, match="exposes only"):
         state["output_dict_per_obj"]
@@ -251,3 +251,146 @@ def test_errors_and_state_lifetime(predictor, video) -> None:
     del state
     gc.collect()
     assert session.closed  # a dropped state releases its video and temporary folder
+
+
+def test_clear_all_prompts_in_frame_follows_upstream(predictor, video) -> None:
+    # a prompt not yet propagated goes with its output; the object stays, without prompts
+    state = predictor.init_state(video.frames)
+    predictor.add_new_points_or_box(state, 0, 1, **_click(video, 0, 0))
+    _, _, before = predictor.add_new_points_or_box(state, 0, 2, **_click(video, 0, 1))
+    frame, obj_ids, masks = predictor.clear_all_prompts_in_frame(state, 0, 1)
+    assert (frame, obj_ids) == (0, [1, 2])
+    assert torch.equal(masks[0], torch.full((1, H, W), NO_OBJ_SCORE)) and torch.equal(masks[1], before[1])
+    with pytest.raises(SessionError, match="No input points or masks are provided for object id 1"):
+        next(predictor.propagate_in_video(state))
+    assert predictor.clear_all_prompts_in_frame(state, 0, 2, need_output=False) is None
+
+    # a propagated conditioning frame keeps its last output, but no longer conditions the others
+    state = predictor.init_state(video.frames)
+    predictor.add_new_points_or_box(state, 0, 1, **_click(video, 0, 0))
+    predictor.add_new_points_or_box(state, 5, 1, **_click(video, 5, 0))
+    first = _propagate(predictor, state)
+    _, _, masks = predictor.clear_all_prompts_in_frame(state, 5, 1)
+    assert torch.equal(masks, first[5])
+    again = _propagate(predictor, state)
+    alone = predictor.init_state(video.frames)
+    predictor.add_new_points_or_box(alone, 0, 1, **_click(video, 0, 0))
+    reference = _propagate(predictor, alone)  # as if frame 5 had never been clicked
+    assert not torch.allclose(first[3], reference[3], atol=1e-2)
+    for f in range(T):
+        torch.testing.assert_close(again[f], reference[f], atol=1e-4, rtol=0)
+    obj_ids, updated = predictor.remove_object(state, 1)
+    assert (obj_ids, updated) == ([], [])
+
+
+def _overlapping_pair(predictor, video):
+    """Two objects clicked on the same spot: their masks overlap."""
+    state = predictor.init_state(video.frames)
+    predictor.add_new_points_or_box(state, 0, 1, **_click(video, 0, 0))
+    _, _, masks = predictor.add_new_points_or_box(state, 0, 2, points=[video.centers[0, 0] + [2.0, 1.0]],
+                                                  labels=[1])
+    return state, masks
+
+
+def test_non_overlap_masks_constrains_every_returned_mask(predictor, video) -> None:
+    state, plain_prompt = _overlapping_pair(predictor, video)
+    assert ((plain_prompt[0] > 0) & (plain_prompt[1] > 0)).any()  # overlap without the switch
+    plain = _propagate(predictor, state)
+
+    strict = _predictor(["++model.non_overlap_masks=true"])
+    state, prompt = _overlapping_pair(strict, video)
+    assert torch.equal(prompt, strict._apply_non_overlapping_constraints(plain_prompt))
+    tracked = _propagate(strict, state)
+    for f in range(T):
+        assert not ((tracked[f][0] > 0) & (tracked[f][1] > 0)).any()
+        assert torch.equal(tracked[f], predictor._apply_non_overlapping_constraints(plain[f]))  # memory unchanged
+    _, _, cleared = strict.clear_all_prompts_in_frame(state, 0, 2)
+    assert not ((cleared[0] > 0) & (cleared[1] > 0)).any()
+
+
+def test_apply_non_overlapping_constraints_keeps_the_highest_object() -> None:
+    logits = torch.tensor([[[[3.0, -1.0, 20.0]]], [[[1.0, 2.0, 5.0]]]])  # (N=2, 1, 1, 3)
+    out = _predictor()._apply_non_overlapping_constraints(logits)
+    assert out.tolist() == [[[[3.0, -10.0, 20.0]]], [[[-10.0, 2.0, -10.0]]]]  # losers clamped to <= -10
+    assert torch.equal(_predictor()._apply_non_overlapping_constraints(logits[:1]), logits[:1])
+
+
+def test_non_overlap_masks_for_mem_enc_has_no_effect_as_upstream(predictor, video) -> None:
+    # the official predictor encodes each object's memory alone, so this constraint never sees two objects
+    state, _ = _overlapping_pair(predictor, video)
+    plain = _propagate(predictor, state)
+    switched = _predictor(["++model.non_overlap_masks_for_mem_enc=true"])
+    assert switched.video.config.non_overlap_masks_for_mem_enc
+    state, _ = _overlapping_pair(switched, video)
+    for f, masks in _propagate(switched, state).items():
+        assert torch.equal(masks, plain[f])
+
+
+def test_offload_and_async_flags_change_nothing(predictor, video, jpeg_dir) -> None:
+    results = []
+    for flag in (False, True):
+        state = predictor.init_state(jpeg_dir, offload_video_to_cpu=flag, offload_state_to_cpu=flag,
+                                     async_loading_frames=flag)
+        _, _, prompt = predictor.add_new_points_or_box(state, 0, 1, **_click(video, 0, 0))
+        results.append((prompt, _propagate(predictor, state)))
+        state.close()
+    (prompt0, tracked0), (prompt1, tracked1) = results
+    assert torch.equal(prompt0, prompt1) and list(tracked0) == list(tracked1) == list(range(T))
+    assert all(torch.equal(tracked0[f], tracked1[f]) for f in tracked0)
+
+
+# every constructor argument of the official SAM2Base, SAM2VideoPredictor and the builder's mask decoder
+# extras (sam2 1.1.0), with a value to pass; the submodules come as `model.<module>.<field>`
+OFFICIAL_SWITCHES = {
+    "image_encoder.trunk.embed_dim": 112, "memory_attention.num_layers": 2, "memory_encoder.out_dim": 32,
+    "num_maskmem": 5, "image_size": 256, "backbone_stride": 16, "sigmoid_scale_for_mem_enc": 10.0,
+    "sigmoid_bias_for_mem_enc": -5.0, "binarize_mask_from_pts_for_mem_enc": False,
+    "use_mask_input_as_output_without_sam": False, "max_cond_frames_in_attn": 2,
+    "directly_add_no_mem_embed": False, "use_high_res_features_in_sam": False, "multimask_output_in_sam": False,
+    "multimask_min_pt_num": 1, "multimask_max_pt_num": 2, "multimask_output_for_tracking": False,
+    "use_multimask_token_for_obj_ptr": False, "iou_prediction_use_sigmoid": False,
+    "memory_temporal_stride_for_eval": 2, "non_overlap_masks_for_mem_enc": True, "use_obj_ptrs_in_encoder": True,
+    "max_obj_ptrs_in_encoder": 8, "add_tpos_enc_to_obj_ptrs": True, "proj_tpos_enc_in_obj_ptrs": True,
+    "use_signed_tpos_enc_to_obj_ptrs": True, "only_obj_ptrs_in_the_past_for_eval": False,
+    "pred_obj_scores": True, "pred_obj_scores_mlp": False, "fixed_no_obj_ptr": True, "soft_no_obj_ptr": False,
+    "use_mlp_for_obj_ptr_proj": False, "no_obj_embed_spatial": False, "compile_image_encoder": True,
+    "sam_mask_decoder_extra_args.dynamic_multimask_via_stability": False,
+    "sam_mask_decoder_extra_args.dynamic_multimask_stability_delta": 0.1,
+    "sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh": 0.9,
+    "fill_hole_area": 4, "non_overlap_masks": True, "clear_non_cond_mem_around_input": True,
+    "add_all_frames_to_correct_as_cond": True,
+}
+
+
+@pytest.mark.parametrize("name", list(OFFICIAL_SWITCHES))
+def test_every_official_switch_is_honoured_or_refused_by_name(name: str) -> None:
+    from masklet.compat import apply_hydra_overrides
+    from masklet.configs import get_config
+    from masklet.errors import ConfigError
+
+    value = OFFICIAL_SWITCHES[name]
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    try:
+        cfg = apply_hydra_overrides(get_config("sam2.1_hiera_t"), [f"++model.{name}={text}"])
+    except ConfigError as error:
+        assert name.split(".")[0] in str(error) and "names no known SAM 2 setting" not in str(error)
+        return
+    field = name.rsplit(".", 1)[-1]
+    field = {"use_high_res_features_in_sam": "use_high_res_features"}.get(field, field)
+    found = [getattr(part, field) for part in (cfg, cfg.tracking, cfg.mask_decoder) if hasattr(part, field)]
+    assert found == [value] or name in ("compile_image_encoder", "backbone_stride"), (name, found)
+
+
+def test_refused_switches_say_why() -> None:
+    from masklet.compat import apply_hydra_overrides
+    from masklet.configs import get_config
+    from masklet.errors import ConfigError
+
+    cfg = get_config("sam2.1_hiera_t")
+    with pytest.raises(ConfigError, match="clear_non_cond_mem_around_input is not supported: .*AttributeError"):
+        apply_hydra_overrides(cfg, ["++model.clear_non_cond_mem_around_input=true"])
+    assert apply_hydra_overrides(cfg, ["++model.clear_non_cond_mem_around_input=false"]) == cfg
+    with pytest.raises(ConfigError, match="image_encoder module is built from the named config"):
+        apply_hydra_overrides(cfg, ["++model.image_encoder.trunk.embed_dim=112"])
+    with pytest.raises(ConfigError, match="backbone_stride follows from the Hiera trunk"):
+        apply_hydra_overrides(cfg, ["++model.backbone_stride=32"])

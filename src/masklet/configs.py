@@ -176,6 +176,9 @@ class TrackingConfig:
     # the official default is False: a correction on a tracked frame is then
     # overwritten by the next propagation; our native session sets True
     add_all_frames_to_correct_as_cond: bool = False
+    # video predictor switch: the (N, H, W) logits a session returns keep each pixel only
+    # for the object with the highest logit (others clamped to -10); stored state is unchanged
+    non_overlap_masks: bool = False
 
     def __post_init__(self) -> None:
         if self.num_maskmem < 1:

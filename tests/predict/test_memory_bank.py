@@ -132,13 +132,14 @@ def test_bank_spills_exactly_and_stays_bounded(tmp_path) -> None:
     small, _ = run(8)
     big, spill = run(32)
     assert small.num_in_memory == big.num_in_memory == 4  # 1 conditioning + 3 tracked
-    assert len(spill) == 31 - 3 and spill.path is not None
+    assert len(spill) == 2 * (31 - 3) and spill.path is not None  # a memory and a pointer each
+    assert sorted(big._ptrs) == sorted([0, *big._recent])  # pointers in RAM only beside their memory
     assert big.tracked_frames == set(range(1, 32))
     for f in (1, 5, 30):
         assert torch.equal(big.memory(f), _mem(f))  # bit-exact bfloat16, from disk or RAM
         assert big.pointer(f)[0].item() == f
     big.add(5, _mem(55), torch.zeros(8), cond=False)  # recomputed: the stale file goes
-    assert torch.equal(big.memory(5), _mem(55)) and len(spill) == 31 - 3
+    assert torch.equal(big.memory(5), _mem(55)) and big.pointer(5).eq(0).all() and len(spill) == 2 * (31 - 3)
     path = spill.path
     big.clear()
     assert len(spill) == 0 and not any(path.iterdir())

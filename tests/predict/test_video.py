@@ -245,9 +245,11 @@ def test_memory_stays_bounded(model, tmp_path) -> None:
                 pass
             u = s.memory_usage()
             usage.append((u.memories_in_ram, u.results_in_ram, u.features_cached))
-            assert u.spilled == 2 * (length - 3) and u.spill_dir is not None and u.spill_dir.exists()
+            # beyond the 2 tracked frames and 3 results in RAM: a memory and a pointer per tracked
+            # frame, a logit map per result (test_video_memory.py: spilled state reads back exactly)
+            assert u.spilled == 2 * (length - 3) + (length - 3)
+            assert u.spill_dir is not None and u.spill_dir.exists()
             spill_dir = u.spill_dir
-            torch.testing.assert_close(s.result(1, 1).low_res_logits, s.result(1, 1).low_res_logits)
         assert not spill_dir.exists()  # deleted on close
     assert usage[0] == usage[1] == (3, 3, 2)
 

@@ -4,10 +4,10 @@ Two parts. `select_memory` is the official selection rule as a pure function of
 frame indices: the conditioning (prompted) frames, the `num_maskmem - 1` most
 recent tracked frames in the tracking direction (with the temporal stride), and
 up to `max_obj_ptrs_in_encoder` object pointers. `MemoryBank` stores the tensors
-with bounded RAM: conditioning memories and the tiny object pointers stay in RAM;
-tracked-frame memories beyond `max_in_memory` are spilled to the session's disk
-folder (bit-exact), because a later pass (reverse, re-propagation, a correction)
-may still read them.
+with bounded RAM: conditioning memories and their object pointers stay in RAM;
+tracked-frame memories beyond `max_in_memory` are spilled with their pointers to
+the session's disk folder (bit-exact), because a later pass (reverse,
+re-propagation, a correction) may still read them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from masklet.configs import TrackingConfig
@@ -148,9 +149,10 @@ class MemoryBank:
     """One object's memories: conditioning frames, tracked frames and their object pointers.
 
     Memories are (Cm, h, w) bfloat16 tensors, pointers (C,). At most `max_in_memory`
-    tracked-frame memories are held in RAM (least recently used first out); the rest
-    live in `spill` and are read back on demand. Without `spill` the evicted
-    memories are dropped (the frame no longer counts as tracked).
+    tracked frames keep their memory and pointer in RAM (least recently used first
+    out); the rest live in `spill` and are read back on demand, so the tensors a bank
+    holds do not grow with the video. Without `spill` the evicted frames are dropped
+    (they no longer count as tracked).
     """
 
     def __init__(
@@ -164,8 +166,9 @@ class MemoryBank:
         self._name = name
         self._cond: dict[int, Tensor] = {}  # frame -> memory, in insertion order
         self._recent: OrderedDict[int, Tensor] = OrderedDict()  # tracked frames held in RAM, LRU order
-        self._spilled: set[int] = set()  # tracked frames whose memory is on disk
-        self._ptrs: dict[int, Tensor] = {}  # frame -> object pointer (every frame with a memory)
+        self._spilled: set[int] = set()  # tracked frames whose memory and pointer are on disk
+        self._device: torch.device | None = None  # where spilled tensors go back to
+        self._ptrs: dict[int, Tensor] = {}  # frame -> object pointer (frames whose memory is in RAM)
 
     @property
     def cond_frames(self) -> tuple[int, ...]:
@@ -190,6 +193,9 @@ class MemoryBank:
     def _key(self, frame: int) -> str:
         return f"{self._name}-m{frame}"
 
+    def _ptr_key(self, frame: int) -> str:
+        return f"{self._name}-p{frame}"
+
     def add(self, frame: int, memory: Tensor, obj_ptr: Tensor, *, cond: bool) -> bool:
         """Store a frame's memory; False if refused.
 
@@ -197,16 +203,24 @@ class MemoryBank:
         memory for a conditioning frame is refused (parity: the official predictor
         drops it too).
         """
-        if cond:
-            self._forget_tracked(frame)
-            self._cond[frame] = memory
-        elif frame in self._cond:
+        if not cond and frame in self._cond:
             return False
+        self._forget_tracked(frame)
+        self._ptrs[frame] = obj_ptr
+        if cond:
+            self._cond[frame] = memory
         else:
-            self._forget_tracked(frame)
             self._recent[frame] = memory
             self._evict()
-        self._ptrs[frame] = obj_ptr
+        return True
+
+    def demote(self, frame: int) -> bool:
+        """Keep a conditioning frame's memory as a tracked frame's (its prompts were cleared); False if none."""
+        memory = self._cond.pop(frame, None)
+        if memory is None:
+            return False
+        self._recent[frame] = memory
+        self._evict()
         return True
 
     def select(self, frame: int, *, reverse: bool, num_frames: int | None) -> MemorySelection:
@@ -224,17 +238,23 @@ class MemoryBank:
             self._recent.move_to_end(frame)
             return self._recent[frame]
         if frame in self._spilled and self._spill is not None:
-            memory = self._spill.load(self._key(frame), device=self._ptrs[frame].device)
-            return memory
+            return self._spill.load(self._key(frame), device=self._device)
         raise KeyError(f"no memory stored for frame {frame}")
 
     def pointer(self, frame: int) -> Tensor:
-        return self._ptrs[frame]
+        """The (C,) object pointer of `frame` (read back from disk if it was spilled)."""
+        ptr = self._ptrs.get(frame)
+        if ptr is not None:
+            return ptr
+        if frame in self._spilled and self._spill is not None:
+            return self._spill.load(self._ptr_key(frame), device=self._device)
+        raise KeyError(f"no object pointer stored for frame {frame}")
 
     def clear(self) -> None:
         for frame in self._spilled:
             if self._spill is not None:
                 self._spill.delete(self._key(frame))
+                self._spill.delete(self._ptr_key(frame))
         self._cond.clear()
         self._recent.clear()
         self._spilled.clear()
@@ -246,15 +266,17 @@ class MemoryBank:
             self._spilled.discard(frame)
             if self._spill is not None:
                 self._spill.delete(self._key(frame))
+                self._spill.delete(self._ptr_key(frame))
 
     def _evict(self) -> None:
         while len(self._recent) > self.max_in_memory:
             frame, memory = self._recent.popitem(last=False)
+            ptr = self._ptrs.pop(frame)
             if self._spill is not None:
+                self._device = memory.device
                 self._spill.save(self._key(frame), memory)
+                self._spill.save(self._ptr_key(frame), ptr)
                 self._spilled.add(frame)
-            else:
-                del self._ptrs[frame]
 
 
 class _TrackedView(Collection[int]):

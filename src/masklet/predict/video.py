@@ -48,7 +48,8 @@ from tqdm import tqdm
 from masklet.errors import FrameSourceError, PromptError, SessionError
 from masklet.io.frames import FrameSource, open_frame_source
 from masklet.model.sam2 import SAM2Model
-from masklet.model.tracking import NO_OBJ_SCORE
+from masklet.model.tracking import NO_OBJ_SCORE, non_overlapping
+from masklet.predict.held_bytes import held_array_bytes
 from masklet.predict.memory_bank import BankRules
 from masklet.predict.results import FrameResult, ResultStore, upsample
 from masklet.predict.spill import SpillDir
@@ -155,12 +156,14 @@ class TrackingSession:
         return obj
 
     def memory_usage(self) -> MemoryUsage:
+        """What the session holds in RAM and on disk (`ram_bytes` walks all of its state)."""
         return MemoryUsage(
             memories_in_ram=sum(obj.bank.num_in_memory for obj in self._objects.values()),
             results_in_ram=self._results.num_in_memory,
             features_cached=self._frames.num_cached,
             spilled=len(self._spill),
             spill_dir=self._spill.path,
+            ram_bytes=held_array_bytes(self),
         )
 
     @property
@@ -246,6 +249,28 @@ class TrackingSession:
         self._epoch += 1
         return self.obj_ids, self._frame_logits(frame)
 
+    @torch.inference_mode()
+    def clear_prompts(self, frame: int, obj_id: int) -> tuple[list[int], Tensor]:
+        """Forget one object's clicks, box or mask on one frame; returns (obj_ids, logits (N, H, W) there).
+
+        As the official `clear_all_prompts_in_frame`: a prompt not yet propagated is dropped
+        with its output; a conditioning frame becomes an ordinary tracked frame that keeps
+        its last output and memory until a propagation tracks it again, and the next prompt
+        there starts without memory. The object stays, even without prompts (propagate
+        refuses until it gets one again).
+        """
+        self._check_open()
+        frame = self._frames.check(frame, pull=False)
+        obj = self._object(obj_id)
+        obj.points.pop(frame, None)
+        obj.prompted.discard(frame)
+        if obj.pending.pop(frame, None) is not None:
+            self._unpin_if_unused(frame)
+        if obj.bank.demote(frame):
+            obj.tracked.pop(frame, None)
+        self._epoch += 1
+        return self.obj_ids, self._frame_logits(frame)
+
     # ---- propagation ----------------------------------------------------------------------
     def propagate(
         self,
@@ -277,6 +302,12 @@ class TrackingSession:
         self, start: int | None, max_frames: int | None, reverse: bool, progress: bool
     ) -> Iterator[tuple[int, list[int], Tensor]]:
         self._commit_pending()
+        unprompted = [obj.obj_id for obj in self._objects.values() if not obj.bank.cond_frames]
+        if unprompted:
+            raise SessionError(
+                f"object {unprompted[0]} has no prompt left; prompt it again (add_prompt) or remove it "
+                "(remove_object) before propagating"
+            )
         epoch = self._epoch
         if start is None:
             start = min(min(obj.bank.cond_frames) for obj in self._objects.values())
@@ -348,6 +379,12 @@ class TrackingSession:
         self._check_open()
         return sorted(self._object(obj_id).prompted)
 
+    def conditioning_frames(self, obj_id: int) -> list[int]:
+        """Frames whose output `obj_id`'s memory takes as given (prompted ones, also not yet propagated)."""
+        self._check_open()
+        obj = self._object(obj_id)
+        return sorted(set(obj.bank.cond_frames) | {f for f, out in obj.pending.items() if out.cond})
+
     def result(self, frame: int, obj_id: int) -> FrameResult | None:
         """One object's latest prediction on a frame (low-res logits, score), or None."""
         self._check_open()
@@ -381,7 +418,10 @@ class TrackingSession:
                 maps.append(upsample(low, self.height, self.width))
         if not maps:
             return torch.empty(0, self.height, self.width, device=self._model.device)
-        return torch.cat(maps)[:, 0]
+        logits = torch.cat(maps)
+        if self.config.non_overlap_masks:
+            logits = non_overlapping(logits)
+        return logits[:, 0]
 
     # ---- lifetime -------------------------------------------------------------------------
     def close(self) -> None:

@@ -27,6 +27,7 @@ SESSION_FLAGS = frozenset(
         "multimask_max_pt_num",
         "multimask_output_for_tracking",
         "non_overlap_masks_for_mem_enc",
+        "non_overlap_masks",
         "use_mask_input_as_output_without_sam",
     }
 )
@@ -63,10 +64,11 @@ class SessionLimits:
 
 @dataclass(frozen=True, slots=True)
 class MemoryUsage:
-    """How much of a session's state is in RAM (counts of tensors) and on disk."""
+    """How much of a session's state is in RAM (counts of tensors, and bytes) and on disk."""
 
     memories_in_ram: int  # spatial memories, all objects (conditioning + recent tracked frames)
     results_in_ram: int  # low-res logit maps
     features_cached: int  # frames whose image features are cached
     spilled: int  # tensors in the session's temporary folder
     spill_dir: Path | None  # that folder (None until something is spilled)
+    ram_bytes: int  # tensor and array data the session holds (features, memories, results, frames)

@@ -9,7 +9,7 @@ memories have the same layout.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -194,8 +194,13 @@ def track_objects(
             for members in groups.values()
         ]
         out = model.track(features, memory=memories, config=cfg)  # attention per layout, then the heads
+        # parity: the official predictor encodes each object's memory alone, so its cross-object
+        # constraint never applies there; batching the objects must not change that
+        mem_cfg = (
+            replace(cfg, non_overlap_masks_for_mem_enc=False) if cfg.non_overlap_masks_for_mem_enc else cfg
+        )
         new_memories = model.encode_memory(
-            features, out.high_res_logits, out.obj_score_logits, from_points=False, config=cfg
+            features, out.high_res_logits, out.obj_score_logits, from_points=False, config=mem_cfg
         )
         low = fill_holes(out.low_res_logits, cfg.fill_hole_area)
         for i, obj in enumerate(done):
