@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from masklet.compat import build_sam2_video_predictor
+from masklet.compat import SAM2VideoPredictor, build_sam2_video_predictor
 
 # the shared fixtures and comparison of the native parity test
 _spec = importlib.util.spec_from_file_location(
@@ -66,7 +66,8 @@ def _official_call(pred, state, call: dict):
         assert frame == call["frame"] and masks.ndim == 4 and masks.shape[1] == 1
         yield frame, obj_ids, masks[:, 0]
     elif kind == "propagate":
-        for frame, obj_ids, masks in pred.propagate_in_video(state, reverse=call["reverse"]):
+        frames = pred.propagate_in_video(state, start_frame_idx=call.get("start"), reverse=call["reverse"])
+        for frame, obj_ids, masks in frames:
             assert masks.ndim == 4 and masks.shape[1] == 1
             yield frame, obj_ids, masks[:, 0]
     elif kind == "remove":
@@ -89,5 +90,34 @@ def test_compat_matches_official(predictor, manifest, frames_dir, data_dir, fnam
         for k, call in enumerate(fixture["calls"]):
             outputs = _official_call(predictor, state, call)
             checks.compare_call(z, f"call{k}", manifest["logits_stride"], outputs, state.session)
+    finally:
+        state.close()
+
+
+def test_compat_past_the_bank_matches_official(manifest, data_dir, encoded_frames):
+    """The official defaults over 32 frames at 256-px input: the correction on tracked frame 26 is
+    overwritten by the next propagation, as upstream; the rest as in the native past-the-bank test."""
+    from seeded_weights import seeded_state_dict, shapes_of, state_dict_digest
+
+    fname = "video_past_the_bank_official.npz"
+    fixture = manifest["fixtures"][fname]
+    assert fixture["semantics"] == "official"
+    overrides = [o for o in fixture["hydra_overrides_extra"] if "image_size" in o]
+    built = build_sam2_video_predictor(
+        manifest["config"], None, device="cpu", hydra_overrides_extra=overrides
+    )
+    # the fixture script set fill_hole_area on the official predictor after building it
+    pred = SAM2VideoPredictor(built.model, fill_hole_area=fixture["fill_hole_area"])
+    assert pred.image_size == manifest["clips"][fixture["clip"]]["image_size"]
+    weights = seeded_state_dict(shapes_of(pred.model.state_dict()), manifest["seed"])
+    pred.model.load_state_dict(weights, strict=True)
+    checks.reuse_frame_encodings(pred.model, state_dict_digest(weights), encoded_frames)
+    z = np.load(data_dir / "parity" / fname)
+    state = pred.init_state(str(checks.clip_dir(data_dir, manifest, fixture["clip"])))
+    try:
+        for k, call in enumerate(fixture["calls"]):
+            outputs = _official_call(pred, state, call)
+            stride = manifest["clips"][fixture["clip"]]["logits_stride"]
+            checks.compare_call(z, f"call{k}", stride, outputs, state.session)
     finally:
         state.close()

@@ -5,18 +5,20 @@ Fixtures: tools/parity/video_fixtures.py (tools/parity/README.md, "Video fixture
 with GPU hole filling and bf16 memory promoted to float32. Each recorded session is replayed call
 by call on one TrackingSession and every returned frame is compared (issue 3):
 
-- binary masks identical on >= 99.9 % of the pixels, per object;
-- logits within 1e-2 absolute on the stored subsample (every 16th pixel), and per object a mean
-  abs error <= 1e-3;
+- binary masks identical on >= 99.98 % of the pixels, per object;
+- logits within 2e-3 absolute on the stored subsample, and per object a mean abs error <= 5e-4;
+- the mean and spread of each object's logits within 1e-3;
 - object presence (the -1024 constant of an absent object) identical;
 - where two objects are present on a frame, the difference between their logits matches the
-  official one (correlation >= 0.99, mean abs error <= 2e-4): their logits differ by only
-  0.02-0.15 on average, so a swap of their memories could hide inside the 1e-2 bound;
-- the object score behind each output within 1e-3 (a presence flip starts there).
+  official one (correlation >= 0.99, mean abs error <= 5e-4): their logits differ by only
+  0.02-0.15 on average, so a swap of their memories could hide inside a looser bound;
+- the object score behind each output within 1e-4 (a presence flip starts there).
 
-Measured (native here / compat in tests/test_compat_video_parity.py): masks >= 99.9994 % /
-99.9990 % equal, logits max |diff| 1.0e-4 / 4.1e-4, mean |diff| per object <= 3.9e-5 / 1.4e-4,
-object scores <= 1.3e-6 / 6.3e-6, between-object difference error <= 4.0e-5 / 4.4e-5.
+These bounds are what README.md ("How we know it is SAM 2") states. Worst measured (torch 2.13,
+two threads): full size, masks 99.9990 %, logits 4.1e-4, mean error 1.4e-4, difference 4.4e-5;
+past the bank (256 px, 32 frames, the reverse pass), masks 99.991 %, logits 1.02e-3, mean error
+3.8e-4, difference 4.0e-4, object scores 7.5e-5. A memory taken from the wrong frame or object
+moves logits by 0.02-0.15.
 
 The native session makes corrections conditioning frames: it is compared with the recorded run
 under ``add_all_frames_to_correct_as_cond=true``. The official-default runs go through compat.
@@ -43,8 +45,8 @@ from masklet.predict.video import VideoPredictor
 FIXTURE_THREADS = 2
 pytestmark = [pytest.mark.slow, pytest.mark.threads(FIXTURE_THREADS)]
 
-MASK_AGREEMENT, LOGIT_ATOL, LOGIT_MAE, MEAN_ATOL, SCORE_ATOL = 0.999, 1e-2, 1e-3, 1e-3, 1e-3
-DIFF_CORR, DIFF_MAE = 0.99, 2e-4
+MASK_AGREEMENT, LOGIT_ATOL, LOGIT_MAE, MEAN_ATOL, SCORE_ATOL = 0.9998, 2e-3, 5e-4, 1e-3, 1e-4
+DIFF_CORR, DIFF_MAE = 0.99, 5e-4
 NO_OBJ_SCORE = -1024.0
 
 # The native session's own semantics (corrections stick), scenarios a, d, f of issue 3. The other
@@ -52,13 +54,6 @@ NO_OBJ_SCORE = -1024.0
 # tests/test_compat_video_parity.py replays them through compat, which drives this same
 # TrackingSession: replaying them here too would double 6 minutes of full-size tracking.
 NATIVE = ["video_click_correct_add_correct_as_cond.npz"]
-
-# the largest deviations seen in this process (tools/parity/README.md quotes them)
-measured: dict[str, float] = {}
-
-
-def _record(name: str, value: float, worst=max) -> None:
-    measured[name] = worst(measured.get(name, value), float(value))
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +131,7 @@ def _replay(session, call: dict, ref_frames: list[int]):
         obj_ids, logits = session.add_prompt(frame=call["frame"], obj_id=call["obj_id"], mask=mask)
         yield call["frame"], obj_ids, logits
     elif kind == "propagate":
-        yield from session.propagate(reverse=call["reverse"])
+        yield from session.propagate(start=call.get("start"), reverse=call["reverse"])
     elif kind == "remove":
         assert session.remove_object(call["obj_id"]) == call["obj_ids_after"]
         for frame in ref_frames:  # the official call returns the frames where the object had prompts
@@ -172,15 +167,12 @@ def _compare_frame(
     masks = ours > 0
     ref_masks = np.unpackbits(z[f"{prefix}.masks_packed"][i], axis=-1)[..., :width].astype(bool)
     agreement = (masks == ref_masks).mean(axis=(1, 2))
-    _record("mask_agreement_min", agreement.min(), min)
     assert (agreement >= MASK_AGREEMENT).all(), f"{where}: mask agreement {agreement}"
 
     sub = ours[:, ::stride, ::stride]
     ref_sub = z[f"{prefix}.logits_sub"][i]
     np.testing.assert_allclose(sub, ref_sub, atol=LOGIT_ATOL, rtol=0, err_msg=f"{where}: logits")
     mae = np.abs(sub - ref_sub).mean(axis=(1, 2))
-    _record("logit_max_abs", np.abs(sub - ref_sub).max())
-    _record("logit_mae_max", mae.max())
     assert (mae <= LOGIT_MAE).all(), f"{where}: mean abs logit error per object {mae}"
     np.testing.assert_allclose(
         ours.mean(axis=(1, 2)), z[f"{prefix}.mean"][i], atol=MEAN_ATOL, rtol=0, err_msg=f"{where}: mean logit"
@@ -194,8 +186,6 @@ def _compare_frame(
         diff, ref_diff = sub[b] - sub[a], ref_sub[b] - ref_sub[a]
         corr = np.corrcoef(diff.ravel(), ref_diff.ravel())[0, 1]
         mae = np.abs(diff - ref_diff).mean()
-        _record("difference_mae_max", mae)
-        _record("difference_corr_min", corr, min)
         assert corr >= DIFF_CORR and mae <= DIFF_MAE, (
             f"{where}: objects {obj_ids[a]} - {obj_ids[b]}: correlation {corr:.4f}, mean abs error {mae:.2e} "
             f"(reference mean |difference| {np.abs(ref_diff).mean():.3f})"
@@ -209,10 +199,57 @@ def _compare_frame(
                 f"{where}: object {obj_id} has an output on one side only"
             )
             continue
-        _record("object_score_max_abs", abs(result.obj_score_logit - ref_score))
         assert abs(result.obj_score_logit - ref_score) <= SCORE_ATOL, (
             f"{where}: object {obj_id} score {result.obj_score_logit:.5f}, official {ref_score:.5f}"
         )
+
+
+def clip_dir(data_dir, manifest, clip: str):
+    """A fixture clip's frame folder, checked against the digests the fixtures were made from."""
+    info = manifest["clips"][clip]
+    folder = data_dir.parent.parent / info["dir"]
+    for name, sha in info["files"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == sha, f"{clip}/{name} changed"
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_model(manifest, encoded_frames):
+    """The fixtures' seeded weights at the past-the-bank clip's model input size."""
+    from seeded_weights import seeded_state_dict, shapes_of, state_dict_digest
+
+    net = build_sam2(manifest["model"], image_size=manifest["clips"]["bedroom_small"]["image_size"])
+    weights = seeded_state_dict(shapes_of(net.state_dict()), manifest["seed"])
+    net.load_state_dict(weights, strict=True)
+    reuse_frame_encodings(net, state_dict_digest(weights), encoded_frames)
+    return net.eval()
+
+
+def test_past_the_bank_matches_official(small_model, manifest, data_dir):
+    """32 frames with every memory and pointer spilled to disk at once and one result in RAM (the
+    strictest limits) against the official predictor, which keeps everything: eviction, spill, the
+    pointer and memory windows, an object added on frame 20, a correction, a reverse pass. With the
+    official semantics (the correction on tracked frame 26 is overwritten by the next propagation);
+    the corrections-stick semantics are compared on the 16-frame clip above."""
+    fname = "video_past_the_bank_official.npz"
+    fixture = manifest["fixtures"][fname]
+    folder = clip_dir(data_dir, manifest, fixture["clip"])
+    z = np.load(data_dir / "parity" / fname)
+    predictor = VideoPredictor(
+        small_model,
+        add_all_frames_to_correct_as_cond=False,
+        fill_hole_area=fixture["fill_hole_area"],
+        max_memory_frames=0,
+        max_results_in_memory=1,
+    )
+    with predictor.start(str(folder)) as session:
+        assert session.num_frames == 32
+        stride = manifest["clips"][fixture["clip"]]["logits_stride"]
+        for k, call in enumerate(fixture["calls"]):
+            compare_call(
+                z, f"call{k}", stride, _replay(session, call, z[f"call{k}.frames"].tolist()), session
+            )
+        assert session.memory_usage().spilled > 2 * 2 * 16  # two objects' memories and pointers
 
 
 @pytest.mark.parametrize("fname", NATIVE)

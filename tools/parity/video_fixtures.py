@@ -9,6 +9,10 @@ Runs only in the oracle venv (sam2==1.1.0), from the repository root; full size,
 Frames: the first 16 frames of ../shared/data/videos/bedroom.mp4 (960x540), decoded with PyAV to
 RGB and saved by PIL as JPEG quality 95 into tests/data/videos/bedroom_frames/00000.jpg ...; both
 the oracle and masklet's tests read those JPEGs (written once; --extract-frames rewrites them).
+The "past_the_bank" session runs on a second clip, the first 32 frames at 320x180 (PIL Lanczos,
+JPEG quality 90, tests/data/videos/bedroom_small_frames/) with the model at 256-px input
+(++model.image_size=256 here, image_size=256 in masklet): past the 16-frame pointer window, the
+7-frame memory window and masklet's in-RAM bank, with an object added on frame 20.
 
 Model: build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu") with
 its defaults (it adds binarize_mask_from_pts_for_mem_enc, fill_hole_area=8 and dynamic multimask),
@@ -53,6 +57,7 @@ FRAMES_DIR = REPO / "tests" / "data" / "videos" / "bedroom_frames"
 VIDEO = REPO.parent / "shared" / "data" / "videos" / "bedroom.mp4"
 NUM_FRAMES = 16
 JPEG_QUALITY = 95
+SMALL_FRAMES_DIR = REPO / "tests" / "data" / "videos" / "bedroom_small_frames"
 CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 MODEL = "sam2.1_hiera_t"
 # Not PARITY_SEED (4): with seed 4 every video prompt is judged present and frame-0 masks cover
@@ -64,6 +69,12 @@ SEED = 9
 NO_OBJ_SCORE = -1024.0  # the official placeholder logit of an absent (or missing) object
 SUB = 16  # video-res logits are stored as logits[..., ::SUB, ::SUB] (34 x 60): keeps the fixtures ~5 MB
 CORRECT_AS_COND = "++model.add_all_frames_to_correct_as_cond=true"
+
+# clip name -> (frames folder, frame count, (width, height) to resize to or None, model input, SUB)
+CLIPS: dict[str, tuple[Path, int, tuple[int, int] | None, int, int]] = {
+    "bedroom": (FRAMES_DIR, NUM_FRAMES, None, 1024, SUB),
+    "bedroom_small": (SMALL_FRAMES_DIR, 32, (320, 180), 256, 8),
+}
 
 # Prompts in video pixels (x, y) of the 960x540 frames (clicks on the girl, the box on the boy).
 # A session is a list of calls, replayed in order on one inference state:
@@ -106,6 +117,26 @@ SESSIONS: dict[str, dict[str, Any]] = {
             {"call": "propagate", "reverse": False},
         ],
     },
+    # past the bank (32 frames, 256-px model): frames beyond the 16 object pointers, the 7 memories
+    # and masklet's 16 in-RAM memories; an object added on frame 20 (tracked from a conditioning
+    # frame in its future on frames 0-19), a correction on tracked frame 26, a reverse pass from
+    # the last frame over frames that all have memories. Without hole filling: what this session
+    # tests is memory selection, and a hole of 8 vs 9 low-res pixels decided by a logit 1e-4 from
+    # zero turns float noise into a local jump of the output (seen on one frame with filling on)
+    "past_the_bank": {
+        "clip": "bedroom_small",
+        "fill_hole_area": 0,
+        "semantics": ["official"],  # the native test replays it with the official semantics too
+        "calls": [
+            {"call": "add", "frame": 0, "obj_id": 1, "points": [[133, 67]], "labels": [1]},
+            {"call": "propagate", "reverse": False},
+            {"call": "add", "frame": 20, "obj_id": 2, "box": [57, 45, 98, 135]},
+            {"call": "propagate", "reverse": False},
+            {"call": "add", "frame": 26, "obj_id": 1, "points": [[133, 67]], "labels": [0]},
+            {"call": "propagate", "reverse": False},
+            {"call": "propagate", "reverse": True, "start": 31},
+        ],
+    },
     # scenario e: a click on the last frame, propagated in reverse
     "reverse": {
         "semantics": ["official"],
@@ -123,21 +154,24 @@ SESSIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def extract_frames(force: bool) -> list[str]:
-    """Decode the first NUM_FRAMES frames with PyAV and save them as JPEG; returns the file names."""
+def extract_frames(clip: str, force: bool) -> list[str]:
+    """Decode a clip's first frames with PyAV and save them as JPEG; returns the file names."""
     import av
     from PIL import Image
 
-    names = [f"{i:05d}.jpg" for i in range(NUM_FRAMES)]
-    if force or not all((FRAMES_DIR / n).exists() for n in names):
-        FRAMES_DIR.mkdir(parents=True, exist_ok=True)
+    folder, count, size, _, _ = CLIPS[clip]
+    quality = JPEG_QUALITY if size is None else 90
+    names = [f"{i:05d}.jpg" for i in range(count)]
+    if force or not all((folder / n).exists() for n in names):
+        folder.mkdir(parents=True, exist_ok=True)
         with av.open(str(VIDEO)) as container:
             for i, frame in enumerate(container.decode(video=0)):
-                if i >= NUM_FRAMES:
+                if i >= count:
                     break
-                Image.fromarray(frame.to_ndarray(format="rgb24")).save(
-                    FRAMES_DIR / names[i], format="JPEG", quality=JPEG_QUALITY
-                )
+                image = Image.fromarray(frame.to_ndarray(format="rgb24"))
+                if size is not None:
+                    image = image.resize(size, Image.LANCZOS)
+                image.save(folder / names[i], format="JPEG", quality=quality)
     return names
 
 
@@ -176,16 +210,24 @@ def _memory_to_float32(module: torch.nn.Module, args: tuple, kwargs: dict) -> tu
     return args, kwargs
 
 
-def build_predictor(semantics: str) -> tuple[Any, str]:
+def overrides(semantics: str, image_size: int) -> list[str]:
+    extra = [CORRECT_AS_COND] if semantics == "correct_as_cond" else []
+    return extra + ([f"++model.image_size={image_size}"] if image_size != 1024 else [])
+
+
+def build_predictor(semantics: str, image_size: int, fill_hole_area: int) -> tuple[Any, str]:
     from sam2.build_sam import build_sam2_video_predictor
 
-    extra = [CORRECT_AS_COND] if semantics == "correct_as_cond" else []
+    extra = overrides(semantics, image_size)
     predictor = build_sam2_video_predictor(CONFIG, None, device="cpu", hydra_overrides_extra=extra)
     weights = sw.seeded_state_dict(sw.shapes_of(predictor.state_dict()), SEED)
     predictor.load_state_dict(weights, strict=True)
     predictor.eval()
     assert predictor.fill_hole_area == 8 and predictor.binarize_mask_from_pts_for_mem_enc
+    # the builder appends fill_hole_area=8 after the caller's overrides: set on the predictor
+    predictor.fill_hole_area = fill_hole_area
     assert predictor.add_all_frames_to_correct_as_cond == (semantics == "correct_as_cond")
+    assert predictor.image_size == image_size
     predictor.memory_attention.register_forward_pre_hook(_memory_to_float32, with_kwargs=True)
     return predictor, sw.state_dict_digest(weights)
 
@@ -200,13 +242,13 @@ def object_score(state: dict, frame: int, obj_idx: int) -> float:
     return float("nan")  # no output for this object on this frame
 
 
-def frame_record(frame: int, obj_ids: list[int], logits: torch.Tensor, scores: list[float]) -> dict:
+def frame_record(frame: int, obj_ids: list[int], logits: torch.Tensor, scores: list[float], sub: int) -> dict:
     x = logits.detach().float().cpu().numpy()[:, 0]  # (N, H, W)
     masks = x > 0
     return {
         "frame": frame,
         "obj_ids": list(obj_ids),
-        "logits_sub": x[:, ::SUB, ::SUB].astype(np.float32),
+        "logits_sub": x[:, ::sub, ::sub].astype(np.float32),
         "masks_packed": np.packbits(masks, axis=-1),
         "absent": (x == NO_OBJ_SCORE).all(axis=(1, 2)),
         "any_positive": masks.any(axis=(1, 2)),
@@ -218,7 +260,7 @@ def frame_record(frame: int, obj_ids: list[int], logits: torch.Tensor, scores: l
 
 
 def run_call(
-    predictor: Any, state: dict, call: dict[str, Any], hw: tuple[int, int]
+    predictor: Any, state: dict, call: dict[str, Any], hw: tuple[int, int], sub: int
 ) -> tuple[list[dict], dict]:
     """Run one call; returns its per-frame records and extra facts for the manifest."""
     kind, facts = call["call"], {}
@@ -240,12 +282,15 @@ def run_call(
                 state, frame_idx=call["frame"], obj_id=call["obj_id"], mask=rect_mask(call["rect"], hw)
             )
         scores = [object_score(state, frame, i) for i in range(len(obj_ids))]
-        return [frame_record(frame, obj_ids, logits, scores)], facts
+        return [frame_record(frame, obj_ids, logits, scores, sub)], facts
     if kind == "propagate":
         records = []
-        for frame, obj_ids, logits in predictor.propagate_in_video(state, reverse=call["reverse"]):
+        frames = predictor.propagate_in_video(
+            state, start_frame_idx=call.get("start"), reverse=call["reverse"]
+        )
+        for frame, obj_ids, logits in frames:
             scores = [object_score(state, frame, i) for i in range(len(obj_ids))]
-            records.append(frame_record(frame, obj_ids, logits, scores))
+            records.append(frame_record(frame, obj_ids, logits, scores, sub))
         return records, facts
     if kind == "remove":
         obj_ids, updated = predictor.remove_object(state, call["obj_id"])
@@ -253,7 +298,7 @@ def run_call(
         records = []
         for frame, logits in updated:
             scores = [object_score(state, frame, i) for i in range(len(obj_ids))]
-            records.append(frame_record(frame, obj_ids, logits, scores))
+            records.append(frame_record(frame, obj_ids, logits, scores, sub))
         return records, facts
     raise ValueError(f"unknown call {kind!r}")
 
@@ -304,7 +349,11 @@ def main() -> int:
 
     import sam2.utils.misc as misc
 
-    names = extract_frames(args.extract_frames)
+    names = extract_frames("bedroom", args.extract_frames)
+    clip_files = {
+        clip: extract_frames(clip, args.extract_frames)
+        for clip in {SESSIONS[n].get("clip", "bedroom") for n in args.sessions}
+    }
     holes = HoleCounter()
     misc.get_connected_components = holes  # patch 1 (see the module docstring)
 
@@ -327,6 +376,18 @@ def main() -> int:
             "logits_stride": SUB,
             "logits_sub": f"video-res logits[:, ::{SUB}, ::{SUB}] float32",
             "masks_packed": "np.packbits(logits > 0, axis=-1) at full video resolution",
+            "clips": {
+                **manifest.get("clips", {}),
+                **{
+                    clip: {
+                        "dir": str(CLIPS[clip][0].relative_to(REPO)),
+                        "image_size": CLIPS[clip][3],
+                        "logits_stride": CLIPS[clip][4],
+                        "files": {n: sha256((CLIPS[clip][0] / n).read_bytes()) for n in files},
+                    }
+                    for clip, files in clip_files.items()
+                },
+            },
             "patches": [
                 "get_connected_components -> scipy.ndimage.label (8-connectivity): GPU hole filling",
                 "memory_attention memory promoted to float32 in every case",
@@ -336,16 +397,19 @@ def main() -> int:
     t_start = time.time()
     for session_name in args.sessions:
         spec = SESSIONS[session_name]
+        clip = spec.get("clip", "bedroom")
+        folder, _, _, image_size, sub = CLIPS[clip]
         for semantics in spec["semantics"]:
-            predictor, digest = build_predictor(semantics)
+            fill_hole_area = spec.get("fill_hole_area", 8)
+            predictor, digest = build_predictor(semantics, image_size, fill_hole_area)
             with torch.inference_mode():
-                state = predictor.init_state(str(FRAMES_DIR))
+                state = predictor.init_state(str(folder))
                 hw = (state["video_height"], state["video_width"])
                 out: dict[str, np.ndarray] = {}
                 calls = []
                 for k, call in enumerate(spec["calls"]):
                     t0, filled0 = time.time(), holes.filled_pixels
-                    records, facts = run_call(predictor, state, call, hw)
+                    records, facts = run_call(predictor, state, call, hw, sub)
                     summary = pack_call(f"call{k}", records, out)
                     calls.append(
                         {**call, **facts, **summary, "hole_pixels_filled": holes.filled_pixels - filled0}
@@ -367,7 +431,9 @@ def main() -> int:
             manifest["fixtures"][path.name] = {
                 "session": session_name,
                 "semantics": semantics,
-                "hydra_overrides_extra": [CORRECT_AS_COND] if semantics == "correct_as_cond" else [],
+                "hydra_overrides_extra": overrides(semantics, image_size),
+                "fill_hole_area": fill_hole_area,
+                "clip": clip,
                 "weights_sha256": digest,
                 "calls": calls,
             }
