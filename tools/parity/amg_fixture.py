@@ -32,7 +32,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import seeded_weights as sw  # noqa: E402
-from mask_ops_fixtures import connected_components_stand_in  # noqa: E402
+from cpu_components import connected_components  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "tests" / "data" / "parity"
@@ -90,11 +90,43 @@ FIXTURES: dict[str, tuple[int, dict[str, Any]]] = {
 }
 
 
-def load_image() -> np.ndarray:
-    """truck.jpg, RGB, resized with PIL bilinear to WIDTH pixels wide (height rounded)."""
+def load_image(width: int = WIDTH) -> np.ndarray:
+    """truck.jpg, RGB, resized with PIL bilinear to `width` pixels wide (height rounded)."""
     im = Image.open(IMAGE).convert("RGB")
-    height = round(im.height * WIDTH / im.width)
-    return np.array(im.resize((WIDTH, height), Image.Resampling.BILINEAR))
+    height = round(im.height * width / im.width)
+    return np.array(im.resize((width, height), Image.Resampling.BILINEAR))
+
+
+def image_record(image: np.ndarray, width: int = WIDTH) -> dict[str, Any]:
+    """How a test rebuilds the generator's input, and the digest it must match."""
+    return {
+        "file": "tests/data/images/truck.jpg",
+        "recipe": f'im = PIL.Image.open(path).convert("RGB"); '
+        f"np.array(im.resize(({width}, round(im.height * {width} / im.width)), "
+        f"PIL.Image.Resampling.BILINEAR))",
+        "hw": list(image.shape[:2]),
+        "sha256_rgb": hashlib.sha256(image.tobytes()).hexdigest(),
+    }
+
+
+def mask_records(anns: list[dict]) -> list[dict]:
+    """The generator's annotations as JSON: COCO RLE (counts as str) and every score."""
+    out = []
+    for a in anns:
+        seg = a["segmentation"]
+        counts = seg["counts"].decode() if isinstance(seg["counts"], bytes) else seg["counts"]
+        out.append(
+            {
+                "segmentation": {"size": list(seg["size"]), "counts": counts},
+                "area": int(a["area"]),
+                "bbox": [float(v) for v in a["bbox"]],
+                "predicted_iou": float(a["predicted_iou"]),
+                "stability_score": float(a["stability_score"]),
+                "point_coords": [[float(v) for v in p] for p in a["point_coords"]],
+                "crop_box": [float(v) for v in a["crop_box"]],
+            }
+        )
+    return out
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -217,21 +249,7 @@ def record(name: str, image_size: int, args: dict[str, Any]) -> None:
     margins = decision_margins(all_iou, all_stab, all_boxes, passed, anns, args)
     print(f"  closest call per filter: {margins}")
 
-    masks = []
-    for a in anns:
-        seg = a["segmentation"]
-        counts = seg["counts"].decode() if isinstance(seg["counts"], bytes) else seg["counts"]
-        masks.append(
-            {
-                "segmentation": {"size": list(seg["size"]), "counts": counts},
-                "area": int(a["area"]),
-                "bbox": [float(v) for v in a["bbox"]],
-                "predicted_iou": float(a["predicted_iou"]),
-                "stability_score": float(a["stability_score"]),
-                "point_coords": [[float(v) for v in p] for p in a["point_coords"]],
-                "crop_box": [float(v) for v in a["crop_box"]],
-            }
-        )
+    masks = mask_records(anns)
     doc = {
         "model": MODEL[0],
         "image_size": image_size,
@@ -241,14 +259,7 @@ def record(name: str, image_size: int, args: dict[str, Any]) -> None:
         "weights_sha256": sw.state_dict_digest(weights),
         "sam2_version": version("sam2"),
         "torch_version": torch.__version__,
-        "image": {
-            "file": "tests/data/images/truck.jpg",
-            "recipe": f'im = PIL.Image.open(path).convert("RGB"); '
-            f"np.array(im.resize(({WIDTH}, round(im.height * {WIDTH} / im.width)), "
-            f"PIL.Image.Resampling.BILINEAR))",
-            "hw": list(image.shape[:2]),
-            "sha256_rgb": hashlib.sha256(image.tobytes()).hexdigest(),
-        },
+        "image": image_record(image),
         "generator_args": args,
         "num_candidates": int(all_iou.size),
         "num_passing_filters": int(passed.sum()),
@@ -284,7 +295,7 @@ def main() -> int:
     torch.set_num_threads(2)
     import sam2.utils.misc as misc
 
-    misc.get_connected_components = connected_components_stand_in
+    misc.get_connected_components = connected_components
     for name in names:
         image_size, args = FIXTURES[name]
         record(name, image_size, args)

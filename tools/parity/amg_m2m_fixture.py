@@ -12,22 +12,19 @@ so a test that ignores use_m2m fails against it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import seeded_weights as sw  # noqa: E402
+from amg_fixture import image_record, load_image, mask_records  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "tests" / "data" / "parity" / "amg_m2m_truck.json"
-IMAGE = REPO / "tests" / "data" / "images" / "truck.jpg"
 MODEL = ("sam2.1_hiera_t", "configs/sam2.1/sam2.1_hiera_t.yaml")
 IMAGE_SIZE = 256  # model input, through the official override ++model.image_size
 WIDTH = 256
@@ -52,31 +49,6 @@ GENERATOR_ARGS: dict[str, Any] = dict(
 )
 
 
-def load_image() -> np.ndarray:
-    im = Image.open(IMAGE).convert("RGB")
-    height = round(im.height * WIDTH / im.width)
-    return np.array(im.resize((WIDTH, height), Image.Resampling.BILINEAR))
-
-
-def _records(anns: list[dict]) -> list[dict]:
-    out = []
-    for a in anns:
-        seg = a["segmentation"]
-        counts = seg["counts"].decode() if isinstance(seg["counts"], bytes) else seg["counts"]
-        out.append(
-            {
-                "segmentation": {"size": list(seg["size"]), "counts": counts},
-                "area": int(a["area"]),
-                "bbox": [float(v) for v in a["bbox"]],
-                "predicted_iou": float(a["predicted_iou"]),
-                "stability_score": float(a["stability_score"]),
-                "point_coords": [[float(v) for v in p] for p in a["point_coords"]],
-                "crop_box": [float(v) for v in a["crop_box"]],
-            }
-        )
-    return out
-
-
 def main() -> int:
     torch.set_num_threads(2)
     from importlib.metadata import version
@@ -84,7 +56,7 @@ def main() -> int:
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
     from sam2.build_sam import build_sam2
 
-    image = load_image()
+    image = load_image(WIDTH)
     model = build_sam2(
         MODEL[1], None, device="cpu", hydra_overrides_extra=[f"++model.image_size={IMAGE_SIZE}"]
     )
@@ -98,7 +70,7 @@ def main() -> int:
         # the official image predictor hard-codes the feature sizes of a 1024-px input
         generator.predictor._bb_feat_sizes = [(side, side), (side // 2, side // 2), (side // 4, side // 4)]
     with torch.no_grad():
-        refined, plain = (_records(generator.generate(image)) for generator in generators)
+        refined, plain = (mask_records(generator.generate(image)) for generator in generators)
     print(f"image {image.shape}: {len(refined)} masks with use_m2m, {len(plain)} without")
     assert len(refined) >= 3, f"only {len(refined)} masks; lower the thresholds"
     assert [r["predicted_iou"] for r in refined] != [r["predicted_iou"] for r in plain], "m2m changed nothing"
@@ -111,14 +83,7 @@ def main() -> int:
         "weights_sha256": sw.state_dict_digest(weights),
         "sam2_version": version("sam2"),
         "torch_version": torch.__version__,
-        "image": {
-            "file": "tests/data/images/truck.jpg",
-            "recipe": f'im = PIL.Image.open(path).convert("RGB"); '
-            f"np.array(im.resize(({WIDTH}, round(im.height * {WIDTH} / im.width)), "
-            f"PIL.Image.Resampling.BILINEAR))",
-            "hw": list(image.shape[:2]),
-            "sha256_rgb": hashlib.sha256(image.tobytes()).hexdigest(),
-        },
+        "image": image_record(image, WIDTH),
         "generator_args": GENERATOR_ARGS,
         "masks": refined,
         "masks_without_m2m": [{k: r[k] for k in ("predicted_iou", "point_coords")} for r in plain],

@@ -29,25 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu_components import connected_components  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "tests" / "data" / "parity" / "mask_ops.npz"
 SEED = 20
-
-
-def connected_components_stand_in(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """CPU stand-in for the official CUDA connected components: (N, 1, H, W) -> labels, areas."""
-    from scipy import ndimage
-
-    m = mask.to(torch.uint8).cpu().numpy()
-    labels = np.zeros(m.shape, dtype=np.int32)
-    areas = np.zeros(m.shape, dtype=np.int32)
-    for idx in np.ndindex(*m.shape[:2]):
-        lab, _ = ndimage.label(m[idx], structure=np.ones((3, 3), dtype=int))
-        counts = np.bincount(lab.ravel())
-        counts[0] = 0
-        labels[idx] = lab
-        areas[idx] = counts[lab]
-    return torch.from_numpy(labels), torch.from_numpy(areas)
 
 
 def quantized(x: np.ndarray) -> np.ndarray:
@@ -137,7 +124,7 @@ def main() -> int:
 
     import sam2.utils.misc as misc
 
-    misc.get_connected_components = connected_components_stand_in
+    misc.get_connected_components = connected_components
     from sam2.utils.amg import remove_small_regions
     from sam2.utils.transforms import SAM2Transforms
 

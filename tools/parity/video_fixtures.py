@@ -50,6 +50,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import seeded_weights as sw  # noqa: E402
+from cpu_components import CountingComponents  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 OUT_DIR = REPO / "tests" / "data" / "parity"
@@ -180,28 +181,6 @@ def rect_mask(rect: list[int], hw: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(hw, dtype=bool)
     mask[y0:y1, x0:x1] = True
     return mask
-
-
-class HoleCounter:
-    """CPU stand-in for the official CUDA connected components (8-connectivity)."""
-
-    def __init__(self) -> None:
-        self.filled_pixels = 0  # background components of <= 8 pixels seen (what gets filled)
-
-    def __call__(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from scipy import ndimage
-
-        m = mask.to(torch.uint8).cpu().numpy()  # (N, 1, H, W)
-        labels = np.zeros(m.shape, dtype=np.int32)
-        areas = np.zeros(m.shape, dtype=np.int32)
-        for idx in np.ndindex(*m.shape[:2]):
-            lab, _ = ndimage.label(m[idx], structure=np.ones((3, 3), dtype=int))
-            counts = np.bincount(lab.ravel())
-            counts[0] = 0
-            labels[idx] = lab
-            areas[idx] = counts[lab]
-        self.filled_pixels += int(((labels > 0) & (areas <= 8)).sum())
-        return torch.from_numpy(labels).to(mask.device), torch.from_numpy(areas).to(mask.device)
 
 
 def _memory_to_float32(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -354,7 +333,7 @@ def main() -> int:
         clip: extract_frames(clip, args.extract_frames)
         for clip in {SESSIONS[n].get("clip", "bedroom") for n in args.sessions}
     }
-    holes = HoleCounter()
+    holes = CountingComponents(max_area=8)
     misc.get_connected_components = holes  # patch 1 (see the module docstring)
 
     manifest_path = OUT_DIR / "video_manifest.json"
