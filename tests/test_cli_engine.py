@@ -1,15 +1,14 @@
-"""The data-engine subcommands end to end, through `masklet.cli_engine`'s handlers, on a tmp SQLite file."""
+"""The data-engine subcommands end to end, through the `masklet` parser's handlers, on a tmp SQLite file."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from masklet.cli_engine import add_engine_commands
+from masklet.cli import build_parser
 from masklet.engine.effort import log_time
 from masklet.engine.store import DuplicateError, Store
 from masklet.errors import MaskletError
@@ -21,9 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    parser = argparse.ArgumentParser(prog="masklet")
-    add_engine_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     assert args.func(args) == 0
     return capsys.readouterr().out
 
@@ -76,7 +73,7 @@ def test_import_review_export_round_trip(db: list[str], data_dir: Path, tmp_path
     queue = run(["review", "sav", "--queue", *db], capsys).splitlines()
     assert [line.split()[0] for line in queue[1:]] == ["1", "2"]
     assert "accepted" in run(["review", "sav", "--accept", "1", *db], capsys)
-    with pytest.raises(MaskletError, match="--reason"):
+    with pytest.raises(MaskletError, match="needs a reason"):
         run(["review", "sav", "--reject", "2", *db], capsys)
     assert "rejected" in run(["review", "sav", "--reject", "2", "--reason", "too loose", *db], capsys)
     with pytest.raises(MaskletError, match="stale|version"):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from masklet.cli import main
-from masklet.cli_video import TrackPrompt, merge_prompts, prompt_arg
+from masklet.cli.video import TrackPrompt, merge_prompts, prompt_arg
 from masklet.errors import PromptError
 from masklet.io.formats.davis import read_davis_video
 from masklet.io.formats.sav_eval import read_sav_eval_video

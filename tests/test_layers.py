@@ -15,7 +15,9 @@ ALLOWED = {
     "io": {"errors", "io"},
     "predict": {"configs", "errors", "model", "io", "predict", "checkpoints", "build"},
     "eval": {"configs", "errors", "model", "io", "predict", "eval"},
+    "engine": {"configs", "errors", "model", "io", "predict", "eval", "engine", "checkpoints", "build"},
 }
+CLI = SRC / "cli"
 MODEL_STDLIB_OK = {"__future__", "dataclasses", "math", "typing", "functools", "itertools", "collections", "enum",
                    "warnings", "logging", "torch"}
 
@@ -62,3 +64,31 @@ def test_import_masklet_is_cheap():
     code = "import sys, masklet; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_cli_commands_import_only_common():
+    """cli/common.py is the bottom of the CLI; a command module never imports another one (no cycle)."""
+    problems = []
+    for path in CLI.glob("*.py"):
+        if path.name in ("__init__.py", "main.py"):
+            continue
+        for name in _imports(path):
+            if name.startswith("masklet.cli") and name != "masklet.cli.common":
+                problems.append(f"cli/{path.name} imports {name}")
+            if name.startswith("masklet.compat"):
+                problems.append(f"cli/{path.name} imports {name}")
+    assert not problems, problems
+
+
+def test_cli_starts_without_torch_or_the_database():
+    code = "import sys, masklet.cli; print('torch' in sys.modules, 'sqlalchemy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+def test_version_from_the_command_and_the_module():
+    import masklet
+
+    for argv in (["-m", "masklet", "--version"], ["-m", "masklet.cli.main", "--version"]):
+        out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == f"masklet {masklet.__version__}"

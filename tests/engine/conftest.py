@@ -1,58 +1,21 @@
-"""Engine fixtures: every test gets a fresh database, SQLite (a file in tmp_path) or PostgreSQL.
+"""Engine fixtures: a fresh store on either backend (`store_url` is in tests/conftest.py), a video.
 
-A test that takes `store_url` or `store` runs once per backend; one whose cost is the model and
-whose writes another test makes on both takes SQLite only, with
-`@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)`. PostgreSQL cases are marked
-`postgres` and need MASKLET_TEST_POSTGRES_URL (`source .ci/postgres.sh` sets it); each gets its own
-schema, dropped afterwards, so tests share no state. The engine tests' `small_model` remembers its
-frame encodings, so that the second backend does not pay for the encoder again.
+The engine tests' `small_model` remembers its frame encodings, so that the second backend does
+not pay for the encoder again.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import os
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from masklet.engine.store import Store, Video
 
-PG_ENV = "MASKLET_TEST_POSTGRES_URL"
 ENCODINGS_KEPT = 256  # about 1.6 MB each at 128 px: enough for one test's frames and crops, run twice
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
-def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    """A URL of an empty database of either backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'masklet.db'}"
-        return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set (run `source .ci/postgres.sh`)")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, poolclass=NullPool)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 @pytest.fixture

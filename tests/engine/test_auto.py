@@ -15,7 +15,7 @@ from masklet.engine.auto import (
 )
 from masklet.engine.exports import sav_annotation
 from masklet.engine.store import InvalidEditError, Store, Video
-from masklet.errors import ConfigError, FormatError
+from masklet.errors import ConfigError, FormatError, FrameSourceError
 from masklet.io.masks import RleMask, decode_rle, encode_rle
 from masklet.io.synthetic import SyntheticVideo, make_synthetic_video
 
@@ -154,7 +154,7 @@ def test_bad_proposals_and_frames_save_nothing(store, video, clip, small_model) 
         (dict(proposals=[clip.mask(0, 1), encode_rle(np.ones((W, H), bool))]), FormatError, "proposal 1"),
         (dict(frame=T), InvalidEditError, "annotated frame"),
         (dict(frame=2), InvalidEditError, "annotated frame"),
-        (dict(frames=clip.frames[:-1]), InvalidEditError, "does not match"),
+        (dict(frames=clip.frames[:-1]), FrameSourceError, "pass the video.s own frames"),
     ]
     for kwargs, error, message in cases:
         kwargs.setdefault("frames", clip.frames)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from masklet import cli
+from masklet.cli import annotate as annotate_commands
 from masklet.cli import main
 from masklet.engine.store import Store
 from masklet.io.formats import write_sav_eval_video
@@ -37,7 +37,7 @@ def engine(tmp_path: Path, capsys, monkeypatch, store_url: str, small_model):
         assert (args.model, args.checkpoint, args.image_size) == ("sam2.1_hiera_t", None, 128)
         return small_model
 
-    monkeypatch.setattr(cli, "build_model_from_args", build_model)
+    monkeypatch.setattr(annotate_commands, "build_model_from_args", build_model)
     clip = make_synthetic_video(T, height=H, width=W, num_objects=2, seed=1)
     write_frame_folder(clip.frames, tmp_path / "clip", suffix=".png")
     gt = {o: {t: clip.mask(t, o) for t in range(T)} for o in clip.obj_ids}
@@ -127,7 +127,7 @@ def test_annotate_reads_sav_json_and_refuses_ground_truth_that_does_not_fit(engi
         main(["annotate", "e2e", "1", "--phase", "1", "--gt", str(gt_dir), "--objects", "5", *MODEL, *db])
         == 2
     )
-    assert "--objects [5]" in capsys.readouterr().err
+    assert "objects [5] are not in" in capsys.readouterr().err
     with Store(db[1]) as store:
         assert len(store.list_masklets(project_id=1)) == 1  # only the SA-V run's masklet
 

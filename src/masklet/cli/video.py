@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from masklet.cli.common import EXIT_OK, add_model_args, build_model_from_args, echo, peak_memory_mib, positive_int
+from masklet.cli.common import (
+    EXIT_OK,
+    add_model_args,
+    build_model_from_args,
+    echo,
+    peak_memory_mib,
+    positive_int,
+)
 from masklet.errors import MaskletError, PromptError
 
 FORMATS = ("png", "davis")
@@ -179,9 +186,7 @@ def _write_masks(tracked: Tracked, args: argparse.Namespace, size: tuple[int, in
         write_sav_eval_video(out.parent, out.name, tracked.masks, overwrite=True)
 
 
-def _overlay_frames(
-    source: Any, tracked: Tracked, prompts: list[TrackPrompt]
-) -> Iterator[np.ndarray]:
+def _overlay_frames(source: Any, tracked: Tracked, prompts: list[TrackPrompt]) -> Iterator[np.ndarray]:
     """The tracked frames in time order, masks tinted and prompts drawn, each read when needed."""
     from masklet.io.images import draw_prompts, overlay_masks
 
@@ -238,13 +243,17 @@ def cmd_synth_video(args: argparse.Namespace) -> int:
     from masklet.io.synthetic import make_synthetic_video, write_mp4
 
     if args.height % 2 or args.width % 2 or args.frames < 1 or args.objects < 1:
-        raise MaskletError("--frames and --objects must be positive and --height/--width even (yuv420p video)")
+        raise MaskletError(
+            "--frames and --objects must be positive and --height/--width even (yuv420p video)"
+        )
     video = make_synthetic_video(args.frames, args.height, args.width, args.objects, args.seed)
     write_mp4(video.frames, args.out, fps=args.fps)
     gt = {obj_id: {t: video.mask(t, obj_id) for t in range(args.frames)} for obj_id in video.obj_ids}
     gt_dir = write_sav_eval_video(args.gt, Path(args.out).stem, gt, overwrite=True)
-    echo(f"{args.frames} frames {args.width}x{args.height}, {args.objects} objects -> {args.out}; "
-          f"ground truth -> {gt_dir}")
+    echo(
+        f"{args.frames} frames {args.width}x{args.height}, {args.objects} objects -> {args.out}; "
+        f"ground truth -> {gt_dir}"
+    )
     return EXIT_OK
 
 
@@ -273,7 +282,9 @@ def register(subparsers: Any) -> None:
     add_model_args(p)
     p.set_defaults(func=cmd_track)
 
-    p = subparsers.add_parser("synth-video", help="write a synthetic video of moving shapes and its ground-truth masks")
+    p = subparsers.add_parser(
+        "synth-video", help="write a synthetic video of moving shapes and its ground-truth masks"
+    )
     p.add_argument("out", help="video file to write (.mp4)")
     p.add_argument("--gt", required=True, help="folder for the masks, SA-V evaluation layout")
     p.add_argument("--frames", type=int, default=24)

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from masklet.engine.phases import EveryNthFrame, frame_stride
 from masklet.engine.store import InvalidEditError, Masklet, Store, Video
+from masklet.engine.video_frames import EveryNthFrame, annotation_stride, check_frames_match
+from masklet.engine.vocabulary import EventAction, MaskletType, MaskSource
 from masklet.errors import ConfigError
 from masklet.io.formats.sav import SAV_FRAME_STRIDE
 from masklet.io.frames import open_frame_source
@@ -165,6 +166,7 @@ def _track(
     config: AutoMaskletConfig,
 ) -> tuple[list[dict[int, RleMask]], list[dict[int, float]]]:
     """Every proposal tracked from `start` in one session: masks and stability per annotated frame."""
+    from masklet.predict.track_runner import track_masks
     from masklet.predict.video import VideoPredictor
 
     every = config.track_all_frames or stride == 1
@@ -175,15 +177,13 @@ def _track(
     with VideoPredictor(model).start(source) as session:
         for k, proposal in enumerate(proposals):
             session.add_prompt(frame=start // step, obj_id=k, mask=proposal)
-        for s_frame, obj_ids, logits in session.propagate(start=start // step):
-            frame = s_frame * step
-            if frame % stride:
+        for out in track_masks(session, start // step, frame_step=step, progress="auto masklets"):
+            if out.frame % stride:
                 continue
-            stable = _stability(logits, config.stability_offset)
-            binary = (logits > 0).cpu().numpy()
-            for index, k in enumerate(obj_ids):
-                masks[k][frame] = RleMask.from_mask(_clean(binary[index], config.min_region_area))
-                scores[k][frame] = float(stable[index])
+            stable = _stability(out.logits, config.stability_offset)
+            for index, k in enumerate(out.obj_ids):
+                masks[k][out.frame] = RleMask.from_mask(_clean(out.masks[index], config.min_region_area))
+                scores[k][out.frame] = float(stable[index])
     return masks, scores
 
 
@@ -250,8 +250,10 @@ def _meta(c: AutoCandidate, *, start: int, stride: int) -> dict[str, Any]:
 def _save(store: Store, video: Video, c: AutoCandidate, meta: dict[str, Any], by: str) -> Masklet:
     """One auto masklet, its masks and its trip to review, in one transaction."""
     with store.transaction():
-        masklet = store.create_masklet(video.id, by=by, type="auto", meta=meta)
-        store.put_frame_masks(masklet.id, {f: m.to_dict() for f, m in c.masks.items()}, source="auto", by=by)
+        masklet = store.create_masklet(video.id, by=by, type=MaskletType.AUTO, meta=meta)
+        store.put_frame_masks(
+            masklet.id, {f: m.to_dict() for f, m in c.masks.items()}, source=MaskSource.AUTO, by=by
+        )
         version = store.get_masklet(masklet.id).version
         return store.set_masklet_status(masklet.id, "in_review", expected_version=version, by=by)
 
@@ -287,7 +289,7 @@ def generate_auto_masklets(
     frame); `proposals` ((H, W) masks or RLEs) replace the generator's.
     """
     video = store.get_video(video_id)
-    stride = config.stride or frame_stride(video.fps)
+    stride = annotation_stride(video, config.stride)
     if not 0 <= frame < video.frame_count or frame % stride:
         raise InvalidEditError(
             f"auto masklets start on an annotated frame of video {video.id} (0..{video.frame_count - 1}, "
@@ -295,11 +297,7 @@ def generate_auto_masklets(
         )
     given = None if proposals is None else _given(proposals, video)
     with open_frame_source(video.path if frames is None else frames) as source:
-        if (source.height, source.width, source.num_frames) != (video.height, video.width, video.frame_count):
-            raise InvalidEditError(
-                f"{source.name} does not match video {video.id} ({video.frame_count} frames of "
-                f"{video.width}x{video.height}); pass the video's own frames"
-            )
+        check_frames_match(video, source)
         found = given if given is not None else propose(model, source.get(frame), config)
         tracked = ([], []) if not found else _track(
             model, source, frame, [p.mask for p in found], stride=stride, config=config
@@ -316,7 +314,7 @@ def generate_auto_masklets(
     ]
     kept, dropped = select(candidates, existing, config)
     saved = tuple(_save(store, video, c, _meta(c, start=frame, stride=stride), by) for c in kept)
-    store.log_event("auto.run", by=by, video_id=video.id, frame=frame, payload={
+    store.log_event(EventAction.AUTO_RUN, by=by, video_id=video.id, frame=frame, payload={
         "candidates": len(candidates), "kept": len(saved), "dropped": dropped,
         "masklet_ids": [m.id for m in saved], "config": dataclasses.asdict(config),
     })  # fmt: skip

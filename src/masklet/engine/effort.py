@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 
 from masklet.engine.store import Event, Masklet, Store
+from masklet.engine.vocabulary import TIME_ACTIONS, EventAction, MaskSource
 from masklet.errors import MaskletError
 from masklet.io.masks import decode_rle
 
 __all__ = ["REALIGNED_FROM", "TIME_ACTIONS", "EffortTable", "PhaseEffort", "effort_table", "log_time"]
 
 REALIGNED_FROM = "realigned_from"
-TIME_ACTIONS = ("time.locate", "time.click", "time.edit", "time.examine")
-EDIT_SOURCES = frozenset({"manual", "click_model"})
+EDIT_SOURCES = frozenset(s for s in MaskSource if s.by_hand)
 
 
 def log_time(
@@ -179,7 +179,7 @@ def effort_table(
         )
         acc["s"] += e.duration_s or 0.0
         key = (e.masklet_id, e.frame)
-        if e.action == "mask.put":
+        if e.action == EventAction.MASK_PUT:
             acc["masklets"].add(e.masklet_id)
             acc["frames"].add(key)
             if e.payload.get("source") in EDIT_SOURCES:

@@ -28,7 +28,6 @@ write after the session took a prompt, the session is dropped and re-seeded on n
 from __future__ import annotations
 
 import logging
-import math
 import operator
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,15 @@ import numpy as np
 from masklet.engine.edits import Edit, apply_edits
 from masklet.engine.effort import EDIT_SOURCES, log_time
 from masklet.engine.store import Event, FrameMask, InvalidEditError, Masklet, Store
-from masklet.errors import FrameSourceError, SessionError
+from masklet.engine.video_frames import (
+    ANNOTATION_FPS,
+    EveryNthFrame,
+    annotation_stride,
+    check_frames_match,
+    frame_stride,
+)
+from masklet.engine.vocabulary import EventAction, MaskSource
+from masklet.errors import SessionError
 from masklet.io.frame_source import FrameSource
 from masklet.io.frames import open_frame_source
 from masklet.io.masks import RleLike, decode_rle, encode_rle, validate_rle
@@ -50,31 +57,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ANNOTATION_FPS", "PHASES", "EveryNthFrame", "MaskletWorkflow", "frame_stride"]
 
 PHASES = (1, 2, 3)
-ANNOTATION_FPS = 6.0  # SA-V masks are annotated at 6 fps
-
-
-def frame_stride(fps: float, annotation_fps: float = ANNOTATION_FPS) -> int:
-    """Annotate every n-th frame so that masks come at about `annotation_fps` (24 fps -> 4)."""
-    return max(1, round(fps / annotation_fps))
-
-
-class EveryNthFrame(FrameSource):
-    """Frames 0, n, 2n, ... of another source, which stays open (its owner closes it)."""
-
-    def __init__(self, base: FrameSource, stride: int) -> None:
-        fps = None if base.fps is None else base.fps / stride
-        super().__init__(name=f"{base.name}[::{stride}]", height=base.height, width=base.width, fps=fps)
-        self._base, self._stride = base, stride
-
-    @property
-    def num_frames(self) -> int:
-        return math.ceil(len(self._base) / self._stride)
-
-    def _read(self, frame: int) -> np.ndarray:
-        return self._base.get(frame * self._stride)
-
-    def _close(self) -> None:
-        pass
 
 
 @dataclass(slots=True)
@@ -114,11 +96,7 @@ class MaskletWorkflow:
         self.store, self.phase, self.by = store, phase, by
         self.masklet: Masklet = store.get_masklet(masklet_id)
         self.video = store.get_video(self.masklet.video_id)
-        if stride is not None and (isinstance(stride, bool) or not isinstance(stride, int) or stride < 1):
-            raise InvalidEditError(
-                f"stride must be a positive integer (annotate every n-th frame), got {stride!r}"
-            )
-        self.stride = stride if stride is not None else frame_stride(self.video.fps)
+        self.stride = annotation_stride(self.video, stride)
         self.track_all_frames = track_all_frames
         owners = (model, getattr(image_predictor, "model", None), getattr(video_predictor, "model", None))
         self._model = next((m for m in owners if m is not None), None)
@@ -132,19 +110,11 @@ class MaskletWorkflow:
         self._owns_frames = not isinstance(frames, FrameSource)
         self._frames = open_frame_source(self.video.path if frames is None else frames)
         try:
-            self._check_frames()
+            check_frames_match(self.video, self._frames)
         except BaseException:
             self.close()
             raise
         self.refresh()
-
-    def _check_frames(self) -> None:
-        v, f = self.video, self._frames
-        if (f.height, f.width, f.num_frames) != (v.height, v.width, v.frame_count):
-            raise FrameSourceError(
-                f"{f.name}: {f.num_frames} frames of {f.width}x{f.height} (w x h), but video {v.id} has "
-                f"{v.frame_count} frames of {v.width}x{v.height}; pass the video's own frames"
-            )
 
     def refresh(self) -> None:
         """Re-read the masklet's saved masks, e.g. after a `StaleWriteError` (another writer's change).
@@ -273,9 +243,9 @@ class MaskletWorkflow:
         self, frame: int, mask: np.ndarray, seconds: float | None, detail: Mapping[str, Any] | None
     ) -> np.ndarray:
         with self.store.transaction():
-            saved = self._put(frame, mask, "manual", seconds)
+            saved = self._put(frame, mask, MaskSource.MANUAL, seconds)
             if detail is not None:
-                self.store.log_event("mask.edit", by=self.by, masklet_id=self.masklet.id, frame=frame,
+                self.store.log_event(EventAction.MASK_EDIT, by=self.by, masklet_id=self.masklet.id, frame=frame,
                                      phase=self.phase, payload=detail)  # fmt: skip
             if self.phase > 1:  # the video model gets it as a mask prompt
                 self._prompt(frame, "mask", {"rle": encode_rle(mask)}, None)
@@ -305,7 +275,7 @@ class MaskletWorkflow:
         try:
             with self.store.transaction():
                 self._prompt(frame, kind, payload, seconds)
-                saved = self._put(frame, mask, "click_model", None)
+                saved = self._put(frame, mask, MaskSource.CLICK_MODEL, None)
         except BaseException:
             if self.phase == 3:
                 self._drop_session()  # it holds a prompt the store refused
@@ -364,20 +334,20 @@ class MaskletWorkflow:
         return self._propagate(session, first, reverse)
 
     def _propagate(self, session: Any, first: int | None, reverse: bool) -> Iterator[FrameMask]:
-        for s_frame, obj_ids, logits in session.propagate(start=first, reverse=reverse):
-            frame = self._from_session(s_frame)
+        from masklet.predict.track_runner import track_masks
+
+        step = 1 if self.track_all_frames else self.stride
+        for out in track_masks(session, first, reverse=reverse, frame_step=step):
+            frame = out.frame
             if frame % self.stride or self._sources.get(frame) in EDIT_SOURCES:
                 continue
-            saved = self._put(frame, self._mask_of(obj_ids, logits), "propagated", None)
+            saved = self._put(frame, out.mask(self.masklet.obj_id), MaskSource.PROPAGATED, None)
             self._saved(saved)
             yield saved
 
     # ---- the tracking session ---------------------------------------------------------------
     def _to_session(self, frame: int) -> int:
         return frame if self.track_all_frames else frame // self.stride
-
-    def _from_session(self, frame: int) -> int:
-        return frame if self.track_all_frames else frame * self.stride
 
     def _mask_of(self, obj_ids: Sequence[int], logits: Any) -> np.ndarray:
         index = list(obj_ids).index(self.masklet.obj_id)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from masklet.engine.store import Masklet, Store, Video
+from masklet.engine.vocabulary import EventAction
 from masklet.errors import FormatError, MaskletError
 from masklet.io.formats import read_coco_json, read_davis_video, read_sav_json, read_ytvis_json
 from masklet.io.formats.sav import SAV_FPS
@@ -212,7 +213,7 @@ def _import_sav(
     fields["extra"] = dict(ann.extra)
     video = store.set_video_meta(video.id, {"sav": fields}, by=by, merge=True)
     payload = {"file": str(path), "masklets": len(masklets), "masks": count}
-    store.log_event("import.sav", by=by, video_id=video.id, payload=payload)
+    store.log_event(EventAction.IMPORT_SAV, by=by, video_id=video.id, payload=payload)
     return [ImportResult(video, masklets, count)]
 
 
@@ -229,7 +230,9 @@ def _import_davis(
         log.warning("%s: void (255) pixels on %d frames are not imported", path, len(seq.void))
     objects = [(o, None, "manual", {}, seq.masks[o]) for o in seq.obj_ids]
     masklets, count = _save(store, video, objects, source="manual", by=by)
-    store.log_event("import.davis", by=by, video_id=video.id, payload={"file": str(path), "masks": count})
+    store.log_event(
+        EventAction.IMPORT_DAVIS, by=by, video_id=video.id, payload={"file": str(path), "masks": count}
+    )
     return [ImportResult(video, masklets, count)]
 
 
@@ -268,7 +271,9 @@ def _import_coco(
     )  # fmt: skip
     objects = [(o, name, "manual", {}, frames) for o, (name, frames) in sorted(tracks.items())]
     masklets, count = _save(store, video, objects, source="manual", by=by)
-    store.log_event("import.coco", by=by, video_id=video.id, payload={"file": str(path), "masks": count})
+    store.log_event(
+        EventAction.IMPORT_COCO, by=by, video_id=video.id, payload={"file": str(path), "masks": count}
+    )
     return [ImportResult(video, masklets, count)]
 
 
@@ -296,7 +301,9 @@ def _import_ytvis(
             masks = {t: s for t, s in enumerate(a.segmentations) if s is not None}
             objects.append((obj_id, categories[a.category_id], "manual", {}, masks))
         masklets, count = _save(store, video, objects, source="manual", by=by)
-        store.log_event("import.ytvis", by=by, video_id=video.id, payload={"file": str(path), "masks": count})
+        store.log_event(
+            EventAction.IMPORT_YTVIS, by=by, video_id=video.id, payload={"file": str(path), "masks": count}
+        )
         results.append(ImportResult(video, masklets, count))
     return results
 

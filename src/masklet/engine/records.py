@@ -12,7 +12,16 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from masklet.engine.schema import Base, EventRow, FrameMaskRow, MaskletRow, ProjectRow, PromptRow, VideoRow
+from masklet.engine.schema import (
+    Base,
+    EventRow,
+    FrameMaskRow,
+    MaskletRow,
+    ProjectRow,
+    PromptRow,
+    UserRow,
+    VideoRow,
+)
 
 _T = TypeVar("_T")
 
@@ -94,6 +103,16 @@ class Event:
     payload: Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class User:
+    """A web-tool user; the password hash stays in the database."""
+
+    id: int
+    name: str
+    role: str  # vocabulary.Role
+    created_at: datetime
+
+
 def _read_only(text: str) -> Mapping[str, Any]:
     return MappingProxyType(json.loads(text))
 
@@ -128,3 +147,7 @@ def as_prompt(row: PromptRow) -> Prompt:
 
 def as_event(row: EventRow) -> Event:
     return _copy(Event, row, payload=_read_only(row.payload))
+
+
+def as_user(row: UserRow) -> User:
+    return _copy(User, row)

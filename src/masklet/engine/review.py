@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from masklet.engine.store import Event, InvalidEditError, Masklet, Store
+from masklet.engine.vocabulary import EventAction
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ __all__ = [
     "submit",
 ]
 
-STATUS_ACTION = "masklet.status"
+STATUS_ACTION = EventAction.MASKLET_STATUS
 
 
 @dataclass(frozen=True, slots=True)

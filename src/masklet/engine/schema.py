@@ -23,10 +23,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-MASKLET_TYPES = ("manual", "auto")
-STATUSES = ("draft", "in_review", "accepted", "rejected")
-MASK_SOURCES = ("manual", "click_model", "propagated", "auto")
-PROMPT_KINDS = ("click", "box", "mask")
+from masklet.engine.vocabulary import MaskletStatus, MaskletType, MaskSource, PromptKind, Role, TokenKind
+
+# plain strings (the CHECK constraints are written from them)
+MASKLET_TYPES = tuple(t.value for t in MaskletType)
+STATUSES = tuple(s.value for s in MaskletStatus)
+MASK_SOURCES = tuple(s.value for s in MaskSource)
+PROMPT_KINDS = tuple(k.value for k in PromptKind)
+ROLES = tuple(r.value for r in Role)
+TOKEN_KINDS = tuple(k.value for k in TokenKind)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -155,3 +160,28 @@ class EventRow(Base):
     phase: Mapped[int | None] = mapped_column(Integer)
     duration_s: Mapped[float | None] = mapped_column(Float)  # annotator time this action took
     payload: Mapped[str] = mapped_column(Text)  # JSON object
+
+
+class UserRow(Base):
+    """A person using the web tool; the password only as its argon2 hash."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TokenRow(Base):
+    """A login: the page's session cookie or an API bearer token, stored as its sha256 only."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (CheckConstraint(_in("kind", TOKEN_KINDS), name="kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

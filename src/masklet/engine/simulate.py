@@ -35,6 +35,7 @@ from masklet.engine.edits import Edit
 from masklet.engine.effort import REALIGNED_FROM, log_time
 from masklet.engine.phases import MaskletWorkflow
 from masklet.engine.store import Masklet, Store
+from masklet.engine.vocabulary import EventAction, MaskSource
 from masklet.errors import NotFoundError
 from masklet.eval.interactive import ObjectRun, TimeModel, error_click
 from masklet.eval.metrics import MaskLike
@@ -155,7 +156,7 @@ def work_frame(
     session from the frame's current mask (refinement clicks on a tracked frame).
     """
     time = model.time
-    work.log_time("time.locate", time.locate_s, frame=frame)
+    work.log_time(EventAction.TIME_LOCATE, time.locate_s, frame=frame)
     refine = work.phase == 3
     mask = work.mask(frame) if refine else np.zeros_like(gt)
     clicks = 0
@@ -228,7 +229,7 @@ def _track_and_fix(
         seen_from = 0 if cursor == first else cursor
         watched = (bad if bad is not None else work.video.frame_count - 1) - seen_from + 1
         seconds = model.time.examine(watched)
-        work.log_time("time.examine", seconds, payload={"frames": watched})
+        work.log_time(EventAction.TIME_EXAMINE, seconds, payload={"frames": watched})
         examine += seconds
         if bad is None or 1 + len(fixes) >= model.max_fixed_frames:
             return fixes, examine
@@ -360,21 +361,33 @@ def record_run(
     with store.transaction():
         for frame in run.prompted:
             log_time(
-                store, "time.locate", time.locate_s, by=by, phase=phase, masklet_id=masklet_id, frame=frame
+                store,
+                EventAction.TIME_LOCATE,
+                time.locate_s,
+                by=by,
+                phase=phase,
+                masklet_id=masklet_id,
+                frame=frame,
             )
         for step in run.steps:
             payload = {"points": [[step.click.x, step.click.y]], "labels": [step.click.label]}
             store.add_prompt(masklet_id, step.frame, "click", payload, by=by, phase=phase)
             log_time(
-                store, "time.click", time.click_s, by=by, phase=phase, masklet_id=masklet_id, frame=step.frame
+                store,
+                EventAction.TIME_CLICK,
+                time.click_s,
+                by=by,
+                phase=phase,
+                masklet_id=masklet_id,
+                frame=step.frame,
             )
         watching = total - len(run.prompted) * time.locate_s - clicks * time.click_s
         if watching > 1e-9:
-            log_time(store, "time.examine", watching, by=by, phase=phase, masklet_id=masklet_id)
+            log_time(store, EventAction.TIME_EXAMINE, watching, by=by, phase=phase, masklet_id=masklet_id)
         versions = {fm.frame: fm.version for fm in store.get_frame_masks(masklet_id)}
         for source, frames in (
-            ("click_model", [f for f in run.masks if f in run.prompted]),
-            ("propagated", [f for f in run.masks if f not in run.prompted]),
+            (MaskSource.CLICK_MODEL, [f for f in run.masks if f in run.prompted]),
+            (MaskSource.PROPAGATED, [f for f in run.masks if f not in run.prompted]),
         ):
             if frames:
                 store.put_frame_masks(

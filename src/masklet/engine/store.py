@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session
 
-from masklet.engine.records import Event, FrameMask, Masklet, Project, Prompt, Video
+from masklet.engine.records import Event, FrameMask, Masklet, Project, Prompt, User, Video
 from masklet.engine.schema import (
     MASK_SOURCES,
     MASKLET_TYPES,
@@ -52,6 +52,7 @@ from masklet.engine.store_events import EventMethods
 from masklet.engine.store_masklets import TRANSITIONS, MaskletMethods
 from masklet.engine.store_masks import MaskMethods
 from masklet.engine.store_projects import ProjectMethods
+from masklet.engine.store_users import UserMethods
 from masklet.errors import MaskletError
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "StaleWriteError",
     "Store",
     "UTCDateTime",
+    "User",
     "Video",
     "VideoRow",
 ]
@@ -118,7 +120,7 @@ def _normalise_url(url: str | URL) -> URL:
 
 
 # ------------------------------------------------------------------------------------------- repository
-class Store(ProjectMethods, MaskletMethods, MaskMethods, EventMethods):
+class Store(ProjectMethods, MaskletMethods, MaskMethods, EventMethods, UserMethods):
     """Projects, videos, masklets, frame masks, prompts and events in one database.
 
     `url` is any SQLAlchemy URL: `sqlite:///path.db` (WAL journal, foreign keys on) or

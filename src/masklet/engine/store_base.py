@@ -86,6 +86,8 @@ def add_event(
     if video is not None:
         refs.update(video_id=video.id, project_id=video.project_id)
     text = json_text(payload, "event payload")
-    row = EventRow(action=action, by=by, at=utc_now() if at is None else as_utc(at), payload=text, **refs)
+    row = EventRow(
+        action=str(action), by=by, at=utc_now() if at is None else as_utc(at), payload=text, **refs
+    )
     session.add(row)
     return row

@@ -27,6 +27,7 @@ from masklet.engine.store_checks import (
     json_text,
     one_of,
 )
+from masklet.engine.vocabulary import EventAction
 
 # Allowed status changes; a rejected masklet goes back to the annotation queue.
 TRANSITIONS = MappingProxyType(
@@ -53,6 +54,7 @@ class MaskletMethods(StoreMethods):
     ) -> Masklet:
         """Start a masklet in `draft`; `obj_id` defaults to the video's next free object id (from 0)."""
         one_of(type, MASKLET_TYPES, "masklet type")
+        type = str(type)
         meta_text = json_text(meta, "masklet meta")
         if category is not None:
             check_text(category, "category")
@@ -80,7 +82,9 @@ class MaskletMethods(StoreMethods):
             )
             add_row(s, row, f"object id {obj_id} in video {video_id}")
             payload = {"obj_id": obj_id, "type": type}
-            add_event(s, "masklet.create", payload, by=by, video=video, masklet_id=row.id, phase=phase)
+            add_event(
+                s, EventAction.MASKLET_CREATE, payload, by=by, video=video, masklet_id=row.id, phase=phase
+            )
             return as_masklet(row)
 
     def get_masklet(self, masklet_id: int) -> Masklet:
@@ -135,6 +139,8 @@ class MaskletMethods(StoreMethods):
             old, row.status = row.status, status
             bump_version(row, utc_now())
             payload = {"from": old, "to": status, "reason": reason}
-            add_event(s, "masklet.status", payload, by=by, video=video, masklet_id=masklet_id, phase=phase)
+            add_event(
+                s, EventAction.MASKLET_STATUS, payload, by=by, video=video, masklet_id=masklet_id, phase=phase
+            )
             s.flush()
             return as_masklet(row)

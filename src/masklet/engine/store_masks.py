@@ -30,6 +30,7 @@ from masklet.engine.store_checks import (
     one_of,
     rle_json,
 )
+from masklet.engine.vocabulary import EventAction
 from masklet.errors import NotFoundError
 
 
@@ -75,6 +76,7 @@ class MaskMethods(StoreMethods):
         first (lowest) frame only, the others get None, so that summing the events counts it once.
         """
         one_of(source, MASK_SOURCES, "mask source")
+        source = str(source)
         duration_s = check_duration(duration_s)
         expected = dict(expected_versions or {})
         with self._write() as s:
@@ -107,7 +109,7 @@ class MaskMethods(StoreMethods):
                 saved.append(row)
                 payload = {"source": source, "version": row.version}
                 refs = {"masklet_id": masklet_id, "frame": f, "phase": phase, "duration_s": duration_s}
-                add_event(s, "mask.put", payload, by=by, video=video, at=now, **refs)
+                add_event(s, EventAction.MASK_PUT, payload, by=by, video=video, at=now, **refs)
                 duration_s = None  # counted once, on the first frame
             bump_version(masklet, now)
             flush(s, f"a mask of masklet {masklet_id}")
@@ -142,7 +144,9 @@ class MaskMethods(StoreMethods):
             now = utc_now()
             bump_version(masklet, now)
             refs = {"masklet_id": masklet_id, "frame": frame, "phase": phase}
-            add_event(s, "mask.delete", {"version": expected_version}, by=by, video=video, at=now, **refs)
+            add_event(
+                s, EventAction.MASK_DELETE, {"version": expected_version}, by=by, video=video, at=now, **refs
+            )
 
     def add_prompt(
         self,
@@ -174,7 +178,7 @@ class MaskMethods(StoreMethods):
             clicks = len(payload["points"]) if kind == "click" else 0
             summary = {"kind": kind, "prompt_id": row.id, "clicks": clicks}
             refs = {"masklet_id": masklet_id, "frame": frame, "phase": phase, "duration_s": duration_s}
-            add_event(s, "prompt.add", summary, by=by, video=video, at=row.created_at, **refs)
+            add_event(s, EventAction.PROMPT_ADD, summary, by=by, video=video, at=row.created_at, **refs)
             return as_prompt(row)
 
     def list_prompts(self, masklet_id: int, *, frame: int | None = None) -> list[Prompt]:

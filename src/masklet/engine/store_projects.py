@@ -13,6 +13,7 @@ from masklet.engine.records import Project, Video, as_project, as_video
 from masklet.engine.schema import ProjectRow, VideoRow, utc_now
 from masklet.engine.store_base import StoreMethods, add_event, add_row, get_row, where_given
 from masklet.engine.store_checks import DuplicateError, InvalidEditError, check_text, json_text
+from masklet.engine.vocabulary import EventAction
 from masklet.errors import NotFoundError
 
 
@@ -24,7 +25,7 @@ class ProjectMethods(StoreMethods):
                 raise DuplicateError(f"a project named {name!r} already exists; pick another name")
             row = ProjectRow(name=name, created_at=utc_now())
             add_row(s, row, f"project {name!r}")
-            add_event(s, "project.create", {"name": name}, by=by, project_id=row.id)
+            add_event(s, EventAction.PROJECT_CREATE, {"name": name}, by=by, project_id=row.id)
             return as_project(row)
 
     def get_project(self, project_id: int) -> Project:
@@ -88,7 +89,7 @@ class ProjectMethods(StoreMethods):
             )
             add_row(s, row, f"video {content_hash[:16]} in project {project_id}")
             payload = {"path": str(path), **({"meta": dict(meta)} if meta else {})}
-            add_event(s, "video.add", payload, by=by, video=row)
+            add_event(s, EventAction.VIDEO_ADD, payload, by=by, video=row)
             return as_video(row)
 
     def set_video_meta(
@@ -103,7 +104,7 @@ class ProjectMethods(StoreMethods):
         with self._write() as s:
             row = get_row(s, VideoRow, video_id, lock=True)
             row.meta = json_text({**json.loads(row.meta), **given} if merge else given, "video meta")
-            add_event(s, "video.meta", {"meta": given, "merge": merge}, by=by, video=row)
+            add_event(s, EventAction.VIDEO_META, {"meta": given, "merge": merge}, by=by, video=row)
             s.flush()
             return as_video(row)
 

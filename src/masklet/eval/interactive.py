@@ -33,6 +33,7 @@ from scipy.ndimage import distance_transform_edt
 
 from masklet.eval.metrics import MaskLike, ObjectScores, evaluate_object
 from masklet.io.masks import RleMask, rle_iou, validate_rle
+from masklet.predict.track_runner import track_masks
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +270,9 @@ class _Object:
         return given
 
     def propagate(self, start: int | None = None, *, reverse: bool = False) -> None:
-        for frame, obj_ids, logits in self.session.propagate(start=start, reverse=reverse):
-            self.record(int(frame), obj_ids, logits)
+        for out in track_masks(self.session, start, reverse=reverse):
+            if self.obj_id in out.obj_ids and out.frame in self.gt:
+                self.pred[out.frame] = RleMask.from_mask(out.mask(self.obj_id))
 
     def scores(self, *, protocol: EvalProtocol, skip_first_and_last: bool) -> tuple[float, float, float]:
         s = evaluate_object(

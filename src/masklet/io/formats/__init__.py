@@ -9,6 +9,7 @@ from masklet.io.formats.coco import (
     write_coco_json,
 )
 from masklet.io.formats.davis import DavisVideo, read_davis_video, write_davis_video
+from masklet.io.formats.detect import is_sav_eval_root, read_mask_folder
 from masklet.io.formats.sav import (
     SAV_FRAME_STRIDE,
     MaskletStats,
@@ -40,10 +41,12 @@ __all__ = [
     "YtvisAnnotation",
     "YtvisDataset",
     "YtvisVideo",
+    "is_sav_eval_root",
     "list_sav_eval_videos",
     "masklet_stats",
     "read_coco_json",
     "read_davis_video",
+    "read_mask_folder",
     "read_sav_eval_video",
     "read_sav_json",
     "read_ytvis_json",

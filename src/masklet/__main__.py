@@ -1,0 +1,7 @@
+"""`python -m masklet`: the `masklet` command."""
+
+import sys
+
+from masklet.cli import main
+
+sys.exit(main())

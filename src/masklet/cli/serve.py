@@ -1,0 +1,111 @@
+"""`masklet serve` (the web annotation tool) and `masklet user` (its users)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from masklet.cli.common import (
+    EXIT_OK,
+    acting_user,
+    database_url,
+    echo,
+    note,
+    open_store,
+    store_options,
+    table,
+)
+from masklet.engine.vocabulary import Role
+from masklet.errors import MaskletError
+
+
+def _password_from_stdin() -> str:
+    text = sys.stdin.readline().rstrip("\n")
+    if not text:
+        raise MaskletError("--password-stdin: nothing was read from standard input")
+    return text
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from masklet.engine.users import add_user
+
+    password = _password_from_stdin() if args.password_stdin else None
+    with open_store(args) as store:
+        new = add_user(store, args.name, args.role, password=password, by=acting_user(args))
+    echo(f"user {new.user.name} ({new.user.role}) added")
+    if new.generated_password is not None:
+        echo(f"password: {new.generated_password}  (shown once; give it to {new.user.name})")
+    return EXIT_OK
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        users = store.list_users()
+    rows = [["id", "name", "role", "added"]]
+    rows += [[str(u.id), u.name, u.role, u.created_at.strftime("%Y-%m-%d %H:%M")] for u in users]
+    echo(table(rows) if users else "no users; `masklet serve` adds the first admin")
+    return EXIT_OK
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    from masklet.server.settings import ServerSettings
+
+    roots = []
+    for root in args.media_root or []:
+        if not Path(root).is_dir():
+            raise MaskletError(f"--media-root {root}: not a folder")
+        roots.append(Path(root))
+    return ServerSettings(database_url=database_url(args), data_dir=Path(args.data_dir), media_roots=tuple(roots),
+                          secure_cookies=args.secure_cookies)  # fmt: skip
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from masklet.engine.users import ADMIN_PASSWORD_ENV, ensure_first_admin
+    from masklet.server import create_app
+
+    settings = settings_from_args(args)
+    with open_store(args) as store:
+        first = ensure_first_admin(store, os.environ.get(ADMIN_PASSWORD_ENV) or None)
+    if first is not None:
+        if first.generated_password is None:
+            note(f"first run: added user admin with the password from ${ADMIN_PASSWORD_ENV}")
+        else:
+            note(f"first run: added user admin, password {first.generated_password} (shown once; "
+                 f"set ${ADMIN_PASSWORD_ENV} to choose it)")  # fmt: skip
+    roots = ", ".join(str(r) for r in settings.media_roots) or "none (videos cannot be registered by path)"
+    note(
+        f"masklet serve: database {settings.database_url}, data in {settings.data_dir}, served folders: {roots}"
+    )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    common = store_options()
+    p = subparsers.add_parser(
+        "serve", parents=[common], help="the web annotation tool (API on http://HOST:PORT/api)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-dir", default="masklet-data", help="the server's own files (frame cache)")
+    p.add_argument("--media-root", action="append", metavar="DIR",
+                   help="a folder whose videos may be registered by path (repeatable); nothing outside is read")  # fmt: skip
+    p.add_argument(
+        "--secure-cookies", action="store_true", help="mark the session cookie Secure (behind HTTPS)"
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = subparsers.add_parser("user", help="the web tool's users: add, list")
+    sub = p.add_subparsers(dest="user_command", required=True)
+    q = sub.add_parser("add", parents=[common], help="add a user (prints a generated password once)")
+    q.add_argument("name")
+    q.add_argument("--role", required=True, choices=[r.value for r in Role])
+    q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    q.set_defaults(func=cmd_user_add)
+    q = sub.add_parser("list", parents=[common], help="list users and their roles")
+    q.set_defaults(func=cmd_user_list)

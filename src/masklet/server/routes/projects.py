@@ -1,0 +1,114 @@
+"""Projects, their videos (registered by a path under a served folder), masklets, review; frames as JPEG."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from masklet.engine import service
+from masklet.engine.permissions import Permission
+from masklet.engine.vocabulary import MaskletStatus, ReviewAction
+from masklet.server.deps import SettingsDep, StoreDep, user_allowed_to
+from masklet.server.paths import served_path
+from masklet.server.schemas import (
+    MaskletOut,
+    ProjectCreate,
+    ProjectOut,
+    ProjectSummaryOut,
+    VideoOut,
+    VideoRegister,
+)
+
+router = APIRouter(prefix="/api", tags=["projects"])
+Reader = user_allowed_to(Permission.READ, "read projects")
+Manager = user_allowed_to(Permission.MANAGE, "manage projects and videos")
+
+
+@router.get("/projects", response_model=list[ProjectSummaryOut])
+def list_projects(
+    store: StoreDep,
+    _: Reader,
+) -> list[ProjectSummaryOut]:
+    return [
+        ProjectSummaryOut(project=ProjectOut.model_validate(s.project), videos=s.videos, masklets=s.masklets,
+                          by_status=dict(s.by_status))
+        for s in service.project_summaries(store)
+    ]  # fmt: skip
+
+
+@router.post("/projects", response_model=ProjectOut, status_code=201)
+def create_project(
+    body: ProjectCreate,
+    store: StoreDep,
+    user: Manager,
+) -> ProjectOut:
+    return ProjectOut.model_validate(store.create_project(body.name, by=user.name))
+
+
+@router.get("/projects/{project_id}", response_model=ProjectOut)
+def get_project(
+    project_id: int,
+    store: StoreDep,
+    _: Reader,
+) -> ProjectOut:
+    return ProjectOut.model_validate(service.find_project(store, project_id))
+
+
+@router.get("/projects/{project_id}/videos", response_model=list[VideoOut])
+def list_videos(
+    project_id: int,
+    store: StoreDep,
+    _: Reader,
+) -> list[VideoOut]:
+    project = service.find_project(store, project_id)
+    return [VideoOut.model_validate(v) for v in store.list_videos(project.id)]
+
+
+@router.post("/projects/{project_id}/videos", response_model=VideoOut, status_code=201)
+def register_video(
+    project_id: int,
+    body: VideoRegister,
+    settings: SettingsDep,
+    store: StoreDep,
+    user: Manager,
+) -> VideoOut:
+    path = served_path(body.path, settings.media_roots)
+    _, video = service.add_project_video(store, project_id, path, by=user.name, fps=body.fps)
+    return VideoOut.model_validate(video)
+
+
+@router.get("/projects/{project_id}/masklets", response_model=list[MaskletOut])
+def list_masklets(
+    project_id: int, store: StoreDep, _: Reader, status: MaskletStatus | None = None
+) -> list[MaskletOut]:
+    project = service.find_project(store, project_id)
+    return [MaskletOut.model_validate(m) for m in store.list_masklets(project_id=project.id, status=status)]
+
+
+class ReviewRequest(BaseModel):
+    action: ReviewAction
+    version: int | None = Field(default=None, description="the masklet version reviewed (default: current)")
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/projects/{project_id}/masklets/{masklet_id}/review", response_model=MaskletOut)
+def review_masklet(
+    project_id: int,
+    masklet_id: int,
+    body: ReviewRequest,
+    store: StoreDep,
+    user: Reader,
+) -> MaskletOut:
+    done = service.decide_review(
+        store, project_id, masklet_id, body.action, by=user.name, version=body.version, reason=body.reason,
+        role=user.role,
+    )  # fmt: skip
+    return MaskletOut.model_validate(done)
+
+
+@router.get("/videos/{video_id}/frames/{frame}.jpg", response_class=FileResponse)
+def frame_jpeg(video_id: int, frame: int, request: Request, store: StoreDep, _: Reader) -> FileResponse:
+    video = store.get_video(video_id)
+    path = request.app.state.frames.jpeg(video, frame)
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})

@@ -1,0 +1,32 @@
+"""What a server instance is given: its database, its folders, its limits."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ServerSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Everything `create_app` needs; nothing is read from the environment behind its back.
+
+    database_url: SQLAlchemy URL (SQLite file by default, PostgreSQL by URL).
+    data_dir: the server's own files (frame cache, uploads).
+    media_roots: folders whose videos may be registered by path; nothing outside them is read.
+    secure_cookies: mark the session cookie Secure (behind HTTPS).
+    """
+
+    database_url: str = "sqlite:///masklet.db"
+    data_dir: Path = Path("masklet-data")
+    media_roots: tuple[Path, ...] = ()
+    secure_cookies: bool = False
+    max_upload_bytes: int = 2 * 2**30
+    frame_jpeg_quality: int = 90
+    session_cookie: str = "masklet_session"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "media_roots", tuple(Path(os.path.realpath(p)) for p in self.media_roots))
