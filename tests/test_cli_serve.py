@@ -72,6 +72,7 @@ def test_serve_first_run_admin_then_restart(tmp_path: Path) -> None:
     try:
         text = "".join(_wait_up(proc, port))
         password = re.search(r"first run: added user admin, password (\S+) \(shown once", text).group(1)
+        assert "model assistance is off" in text
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/api/projects").status_code == 401
         r = httpx.post(f"{base}/api/login", json={"name": "admin", "password": password, "kind": "api"})

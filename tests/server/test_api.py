@@ -134,3 +134,130 @@ def test_review_by_role(client, store_url: str) -> None:
     assert [m["id"] for m in client.get(f"/api/projects/{pid}/masklets?status=accepted", headers=ann).json()] == [mid]
     assert client.post("/api/projects/999/masklets/1/review", json={"action": "submit"}, headers=ann).status_code == 404
     assert client.post(url, json={"action": "approve"}, headers=rev).status_code == 422
+
+
+def _rle(mask: np.ndarray) -> dict:
+    from masklet.io.masks import encode_rle
+
+    return encode_rle(mask)
+
+
+def test_masks_drawn_by_hand_versions_and_export(client, tmp_path: Path) -> None:
+    from masklet.io.formats import read_sav_json
+
+    admin, ann, rev = token(client, "admin"), token(client, "ann"), token(client, "rev")
+    pid = client.post("/api/projects", json={"name": "p"}, headers=admin).json()["id"]
+    vid = client.post(f"/api/projects/{pid}/videos", json={"path": "clip.mp4"}, headers=admin).json()["id"]
+    assert client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={}, headers=rev).status_code == 403
+    m = client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={"category": "cup"}, headers=ann).json()
+    assert (m["obj_id"], m["category"], m["status"]) == (0, "cup", "draft")
+    mask = np.zeros((96, 128), bool)
+    mask[10:30, 20:60] = True
+    url = f"/api/projects/{pid}/masklets/{m['id']}/masks/4"  # an SA-V annotated frame (every 4th)
+    first = client.put(url, json={"rle": _rle(mask), "expected_version": None, "seconds": 4.5}, headers=ann)
+    assert first.status_code == 200, first.text
+    assert (first.json()["version"], first.json()["source"]) == (1, "manual")
+    # another annotator drew on version 1 meanwhile: the second save based on "no mask" is refused
+    mask2 = mask.copy()
+    mask2[40:50] = True
+    assert client.put(url, json={"rle": _rle(mask2), "expected_version": 1}, headers=admin).json()["version"] == 2
+    stale = client.put(url, json={"rle": _rle(mask), "expected_version": 1}, headers=ann)
+    assert stale.status_code == 409 and "another writer changed it" in stale.json()["detail"]
+    assert client.put(url, json={"rle": _rle(mask), "expected_version": 2}, headers=rev).status_code == 403
+    wrong_size = client.put(url, json={"rle": _rle(np.zeros((96, 64), bool)), "expected_version": 2}, headers=ann)
+    assert wrong_size.status_code == 400
+    shown = client.get(f"/api/projects/{pid}/videos/{vid}/frames/4/masks", headers=rev).json()
+    assert len(shown) == 1 and shown[0]["version"] == 2
+    from masklet.io.masks import decode_rle
+
+    np.testing.assert_array_equal(decode_rle(shown[0]["rle"]), mask2)
+    assert client.get(f"/api/projects/{pid}/videos/{vid}/frames/3/masks", headers=rev).json() == []
+    assert client.get(f"/api/projects/{pid}/videos/{vid}/frames/6/masks", headers=rev).status_code == 400
+
+    effort = client.get(f"/api/projects/{pid}/effort", headers=rev)
+    assert effort.status_code == 200
+
+    import zipfile
+
+    for fmt in ("sav", "davis", "coco"):
+        r = client.get(f"/api/projects/{pid}/export?format={fmt}", headers=rev)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/zip", (fmt, r.text)
+        names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+        assert names, fmt
+    sav = zipfile.ZipFile(io.BytesIO(client.get(f"/api/projects/{pid}/export?format=sav", headers=rev).content))
+    [name] = sav.namelist()
+    sav.extract(name, tmp_path)
+    exported = read_sav_json(tmp_path / name).to_eval_masks()
+    assert list(exported) == [0] and 4 in exported[0]
+    np.testing.assert_array_equal(exported[0][4].decode(), mask2)  # the download holds the masks shown
+    assert client.get(f"/api/projects/{pid}/export?format=xml", headers=rev).status_code == 422
+    bad = client.delete(f"{url}?expected_version=1", headers=ann)
+    assert bad.status_code == 409
+    assert client.delete(f"{url}?expected_version=2", headers=ann).status_code == 204
+    assert client.get(f"/api/projects/{pid}/videos/{vid}/frames/4/masks", headers=rev).json() == []
+
+
+@pytest.fixture
+def model_client(store_url: str, tmp_path: Path, media: Path):
+    """A server whose model is the real sam2.1 tiny at 128 px with random weights."""
+    import torch
+
+    torch.manual_seed(0)
+    with Store(store_url) as store:
+        ensure_first_admin(store, PASSWORD["admin"])
+        add_user(store, "ann", "annotator", password=PASSWORD["ann"], by="test")
+        add_user(store, "rev", "reviewer", password=PASSWORD["rev"], by="test")
+    settings = ServerSettings(database_url=store_url, data_dir=tmp_path / "data", media_roots=(media,),
+                              random_weights=True, image_size=128, max_open_workflows=2)  # fmt: skip
+    with fastapi_testclient.TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_prompts_need_a_model(client) -> None:
+    admin, ann = token(client, "admin"), token(client, "ann")
+    status = client.get("/api/status").json()
+    assert status["model_assistance"] is False and "--checkpoint" in status["message"]
+    pid = client.post("/api/projects", json={"name": "p"}, headers=admin).json()["id"]
+    vid = client.post(f"/api/projects/{pid}/videos", json={"path": "clip.mp4"}, headers=admin).json()["id"]
+    mid = client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={}, headers=ann).json()["id"]
+    r = client.post(f"/api/projects/{pid}/masklets/{mid}/prompts",
+                    json={"frame": 0, "phase": 1, "points": [[64, 48]], "labels": [1]}, headers=ann)  # fmt: skip
+    assert r.status_code == 503 and "model assistance is off" in r.json()["detail"]
+    # the manual tools still work
+    rle = _rle(np.ones((96, 128), bool))
+    assert client.put(f"/api/projects/{pid}/masklets/{mid}/masks/0", json={"rle": rle, "expected_version": None},
+                      headers=ann).status_code == 200  # fmt: skip
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_clicks_and_boxes_answer_with_a_saved_mask(model_client) -> None:
+    client = model_client
+    admin, ann, rev = token(client, "admin"), token(client, "ann"), token(client, "rev")
+    status = client.get("/api/status").json()
+    assert status["model_assistance"] and status["random_weights"] and status["model"] == "sam2.1_hiera_t"
+    pid = client.post("/api/projects", json={"name": "p"}, headers=admin).json()["id"]
+    vid = client.post(f"/api/projects/{pid}/videos", json={"path": "clip.mp4"}, headers=admin).json()["id"]
+    mids = [client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={}, headers=ann).json()["id"] for _ in range(3)]
+    url = f"/api/projects/{pid}/masklets/{mids[0]}/prompts"
+    first = client.post(url, json={"frame": 0, "phase": 1, "points": [[64, 48]], "labels": [1]}, headers=ann)
+    assert first.status_code == 200, first.text
+    assert (first.json()["source"], first.json()["version"], first.json()["rle"]["size"]) == ("click_model", 1, [96, 128])
+    second = client.post(url, json={"frame": 0, "phase": 1, "points": [[10, 10]], "labels": [0]}, headers=ann)
+    assert second.json()["version"] == 2
+    shown = client.get(f"/api/projects/{pid}/videos/{vid}/frames/0/masks", headers=rev).json()
+    assert [m["version"] for m in shown] == [2] and shown[0]["rle"] == second.json()["rle"]
+    box = client.post(url, json={"frame": 4, "phase": 1, "box": [20, 10, 100, 80]}, headers=ann)
+    assert box.status_code == 200 and box.json()["frame"] == 4
+    assert client.post(url, json={"frame": 0, "phase": 1, "points": [[1, 1]], "labels": [1]}, headers=rev).status_code == 403
+    for bad in ({"points": [[1, 1]]}, {"points": [[1, 1]], "labels": [1], "box": [0, 0, 5, 5]}, {}):
+        r = client.post(url, json={"frame": 0, "phase": 1, **bad}, headers=ann)
+        assert r.status_code == 400, (bad, r.text)
+    assert client.post(url, json={"frame": 9, "phase": 1, "box": [0, 0, 5, 5]}, headers=ann).status_code == 400
+    # phase 3 (the tracking session) on two more masklets: at most two workflows stay open
+    for mid in mids[1:]:
+        r = client.post(f"/api/projects/{pid}/masklets/{mid}/prompts",
+                        json={"frame": 0, "phase": 3, "points": [[64, 48]], "labels": [1]}, headers=ann)  # fmt: skip
+        assert r.status_code == 200, r.text
+    assert client.app.state.workflows.num_open == 2
+    again = client.post(url, json={"frame": 0, "phase": 1, "points": [[70, 50]], "labels": [1]}, headers=ann)
+    assert again.json()["version"] == 3  # reopened from the store

@@ -58,8 +58,11 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         if not Path(root).is_dir():
             raise MaskletError(f"--media-root {root}: not a folder")
         roots.append(Path(root))
-    return ServerSettings(database_url=database_url(args), data_dir=Path(args.data_dir), media_roots=tuple(roots),
-                          secure_cookies=args.secure_cookies)  # fmt: skip
+    return ServerSettings(
+        database_url=database_url(args), data_dir=Path(args.data_dir), media_roots=tuple(roots),
+        secure_cookies=args.secure_cookies, model=args.model, checkpoint=args.checkpoint,
+        random_weights=args.random_weights, image_size=args.image_size, device=args.device,
+    )  # fmt: skip
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -67,6 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from masklet.engine.users import ADMIN_PASSWORD_ENV, ensure_first_admin
     from masklet.server import create_app
+    from masklet.server.model import ASSISTANCE_OFF
 
     settings = settings_from_args(args)
     with open_store(args) as store:
@@ -78,6 +82,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             note(f"first run: added user admin, password {first.generated_password} (shown once; "
                  f"set ${ADMIN_PASSWORD_ENV} to choose it)")  # fmt: skip
     roots = ", ".join(str(r) for r in settings.media_roots) or "none (videos cannot be registered by path)"
+    if not settings.model_assistance:
+        note(f"masklet serve: {ASSISTANCE_OFF}")
+    elif settings.checkpoint is None:
+        note(
+            f"masklet serve: {settings.model} with RANDOM weights (--random-weights): the masks mean nothing"
+        )
     note(
         f"masklet serve: database {settings.database_url}, data in {settings.data_dir}, served folders: {roots}"
     )
@@ -98,6 +108,13 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--secure-cookies", action="store_true", help="mark the session cookie Secure (behind HTTPS)"
     )
+    p.add_argument("--model", default="sam2.1_hiera_t", help="config name (see `masklet models`)")
+    p.add_argument("--checkpoint", default=None,
+                   help="official .pt file, or 'download'; without it model assistance is off")  # fmt: skip
+    p.add_argument("--random-weights", action="store_true",
+                   help="no checkpoint: the real architecture with random weights (demos, tests)")  # fmt: skip
+    p.add_argument("--image-size", type=int, default=None, help="model input size (default 1024)")
+    p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser("user", help="the web tool's users: add, list")

@@ -12,14 +12,15 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from masklet.engine.effort import EffortTable, effort_table
-from masklet.engine.permissions import REVIEW_PERMISSION, require
-from masklet.engine.records import Masklet, Project, Video
+from masklet.engine.permissions import REVIEW_PERMISSION, Permission, require
+from masklet.engine.records import FrameMask, Masklet, Project, Video
 from masklet.engine.review import QueueItem
 from masklet.engine.store import Store
-from masklet.engine.vocabulary import MaskletStatus, ReviewAction, Role
+from masklet.engine.vocabulary import MaskletStatus, MaskSource, ReviewAction, Role
 from masklet.errors import MaskletError, NotFoundError
 from masklet.io.masks import RleMask
 
@@ -27,22 +28,29 @@ if TYPE_CHECKING:
     from masklet.engine.auto import AutoMaskletConfig, AutoResult
     from masklet.engine.projects import ImportResult
     from masklet.engine.simulate import MaskletWork
+    from masklet.engine.workspaces import WorkflowRegistry
 
 __all__ = [
     "MASKLET_STATUSES",
+    "FrameMasks",
     "ProjectSummary",
     "ReviewAction",
     "add_project_video",
     "auto_masklets_for_video",
+    "create_video_masklet",
     "decide_review",
+    "delete_mask",
     "export_project_files",
     "find_project",
+    "frame_masks",
     "import_into_project",
     "masklet_of_project",
     "project_effort",
     "project_review_queue",
     "project_summaries",
+    "prompt_model",
     "read_ground_truth",
+    "save_drawn_mask",
     "simulate_annotation",
     "video_of_project",
 ]
@@ -280,3 +288,124 @@ def auto_masklets_for_video(
     return generate_auto_masklets(
         store, video.id, model(), config=config or AutoMaskletConfig(), frame=frame, by=by
     )
+
+
+# ------------------------------------------------------------------------------ masklets, masks
+def create_video_masklet(
+    store: Store,
+    project: ProjectRef,
+    video_id: int,
+    *,
+    by: str,
+    role: Role | str | None = None,
+    obj_id: int | None = None,
+    category: str | None = None,
+) -> Masklet:
+    """A new draft masklet (one object) in a project video; `obj_id` defaults to the next free one."""
+    if role is not None:
+        require(role, Permission.EDIT, "create masklets")
+    video = video_of_project(store, find_project(store, project), video_id)
+    return store.create_masklet(video.id, by=by, obj_id=obj_id, category=category)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameMasks:
+    """Every masklet's saved mask on one frame of a video, by masklet id."""
+
+    frame: int
+    masks: Mapping[int, FrameMask]
+
+
+def frame_masks(store: Store, project: ProjectRef, video_id: int, frame: int) -> FrameMasks:
+    video = video_of_project(store, find_project(store, project), video_id)
+    if not 0 <= frame < video.frame_count:
+        raise MaskletError(
+            f"frame {frame} is past the end of video {video.id} (frames 0..{video.frame_count - 1})"
+        )
+    found = {}
+    for masklet in store.list_masklets(video_id=video.id):
+        saved = store.get_frame_masks(masklet.id, frames=[frame])
+        if saved:
+            found[masklet.id] = saved[0]
+    return FrameMasks(frame, MappingProxyType(found))
+
+
+def save_drawn_mask(
+    store: Store,
+    project: ProjectRef,
+    masklet_id: int,
+    frame: int,
+    rle: Mapping[str, Any],
+    *,
+    expected_version: int | None,
+    by: str,
+    role: Role | str | None = None,
+    phase: int | None = None,
+    seconds: float | None = None,
+) -> FrameMask:
+    """Save a mask drawn by hand (brush, eraser, polygon) on one frame of a project's masklet.
+
+    `expected_version` is the version the annotator started from (None: no mask there yet);
+    a stale one raises StaleWriteError and saves nothing. Reviewers may not edit.
+    """
+    if role is not None:
+        require(role, Permission.EDIT, "edit masks")
+    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
+    return store.put_frame_mask(
+        masklet.id, frame, rle, source=MaskSource.MANUAL, by=by, expected_version=expected_version,
+        phase=phase, duration_s=seconds,
+    )  # fmt: skip
+
+
+def delete_mask(
+    store: Store,
+    project: ProjectRef,
+    masklet_id: int,
+    frame: int,
+    *,
+    expected_version: int,
+    by: str,
+    role: Role | str | None = None,
+) -> None:
+    if role is not None:
+        require(role, Permission.EDIT, "edit masks")
+    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
+    store.delete_frame_mask(masklet.id, frame, expected_version=expected_version, by=by)
+
+
+def prompt_model(
+    store: Store,
+    workflows: WorkflowRegistry,
+    project: ProjectRef,
+    masklet_id: int,
+    frame: int,
+    *,
+    phase: int,
+    by: str,
+    role: Role | str | None = None,
+    points: Sequence[Sequence[float]] | None = None,
+    labels: Sequence[int] | None = None,
+    box: Sequence[float] | None = None,
+    clear: bool = False,
+    seconds: float | None = None,
+) -> FrameMask:
+    """Clicks or a box on a frame: the model answers with the frame's new mask, saved at once.
+
+    Clicks add to the frame's earlier ones unless `clear`; a box replaces them. Phases 1 and 2
+    ask the image model, Phase 3 the tracking session (see `MaskletWorkflow`).
+    """
+    from masklet.errors import PromptError
+
+    if role is not None:
+        require(role, Permission.EDIT, "edit masks")
+    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
+    if bool(points) == (box is not None):
+        raise PromptError("give clicks (points with labels) or a box, one of the two")
+    if points and (labels is None or len(labels) != len(points)):
+        raise PromptError(f"{len(points)} points need as many labels (1 adds, 0 removes)")
+    with workflows.workflow(masklet.id, phase=phase, by=by) as work:
+        if box is not None:
+            work.box(frame, box, clear=True, seconds=seconds)
+        else:
+            work.click(frame, points or [], labels or [], clear=clear, seconds=seconds)
+    return store.get_frame_mask(masklet.id, frame)

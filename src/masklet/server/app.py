@@ -9,9 +9,11 @@ from fastapi import FastAPI
 
 from masklet import __version__
 from masklet.engine.store import Store
+from masklet.engine.workspaces import WorkflowRegistry
 from masklet.server.errors import install_error_handlers
 from masklet.server.frames import FrameCache
-from masklet.server.routes import auth, projects
+from masklet.server.model import load_model
+from masklet.server.routes import auth, masks, projects, status
 from masklet.server.settings import ServerSettings
 
 
@@ -20,18 +22,27 @@ def create_app(settings: ServerSettings) -> FastAPI:
     store = Store(settings.database_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     frames = FrameCache(settings.data_dir, quality=settings.frame_jpeg_quality)
+    model = load_model(settings)
+    workflows = (
+        None if model is None else WorkflowRegistry(store, model, max_open=settings.max_open_workflows)
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            if workflows is not None:
+                workflows.close()
             frames.close()
             store.close()
 
     app = FastAPI(title="masklet", version=__version__, lifespan=lifespan)
     app.state.settings, app.state.store, app.state.frames = settings, store, frames
+    app.state.model, app.state.workflows = model, workflows
     install_error_handlers(app)
     app.include_router(auth.router)
     app.include_router(projects.router)
+    app.include_router(masks.router)
+    app.include_router(status.router)
     return app

@@ -26,8 +26,12 @@ class OutsideServedFolders(MaskletError):
 
 
 def status_for(exc: Exception) -> int:
+    from masklet.server.model import ModelUnavailable
+
     if isinstance(exc, OutsideServedFolders):
         return 403
+    if isinstance(exc, ModelUnavailable):
+        return 503
     return next(code for cls, code in STATUS_OF if isinstance(exc, cls))
 
 

@@ -17,6 +17,9 @@ class ServerSettings:
     data_dir: the server's own files (frame cache, uploads).
     media_roots: folders whose videos may be registered by path; nothing outside them is read.
     secure_cookies: mark the session cookie Secure (behind HTTPS).
+    model, checkpoint, image_size, device: the one model of the process. Without a checkpoint
+    model assistance is off (manual tools only) unless `random_weights` (demos and tests: the
+    real architecture with random weights, which segments nothing meaningful).
     """
 
     database_url: str = "sqlite:///masklet.db"
@@ -26,6 +29,16 @@ class ServerSettings:
     max_upload_bytes: int = 2 * 2**30
     frame_jpeg_quality: int = 90
     session_cookie: str = "masklet_session"
+    model: str = "sam2.1_hiera_t"
+    checkpoint: str | None = None
+    random_weights: bool = False
+    image_size: int | None = None
+    device: str = "cpu"
+    max_open_workflows: int = 8
+
+    @property
+    def model_assistance(self) -> bool:
+        return self.checkpoint is not None or self.random_weights
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
