@@ -47,22 +47,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(tmp_path: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+def _serve(tmp_path: Path, port: int, env: dict[str, str], extra: list[str] = ()) -> subprocess.Popen:
+    """`masklet serve` in its own process; its stderr is read on a thread into `proc.lines` (a
+    full pipe would block the server)."""
+    import threading
+
     argv = [sys.executable, "-m", "masklet", "serve", "--db", f"sqlite:///{tmp_path / 's.db'}",
-            "--port", str(port), "--data-dir", str(tmp_path / "data"), "--media-root", str(tmp_path)]  # fmt: skip
-    return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+            "--port", str(port), "--data-dir", str(tmp_path / "data"), "--media-root", str(tmp_path), *extra]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
+    proc.lines = []  # type: ignore[attr-defined]
+    threading.Thread(target=lambda: proc.lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    return proc
 
 
 def _wait_up(proc: subprocess.Popen, port: int) -> list[str]:
-    lines = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        assert line or proc.poll() is None, f"server exited: {''.join(lines)}"
-        lines.append(line)
-        if "Uvicorn running" in line or "Application startup complete" in line:
-            return lines
-    raise AssertionError(f"server did not start: {''.join(lines)}")
+        text = "".join(proc.lines)
+        if "Application startup complete" in text:
+            return list(proc.lines)
+        assert proc.poll() is None, f"server exited: {text}"
+        time.sleep(0.05)
+    raise AssertionError(f"server did not start: {''.join(proc.lines)}")
 
 
 def test_serve_first_run_admin_then_restart(tmp_path: Path) -> None:
@@ -87,9 +93,73 @@ def test_serve_first_run_admin_then_restart(tmp_path: Path) -> None:
     try:
         text = "".join(_wait_up(proc, port))
         assert "first run" not in text  # the admin exists: no second password
-        r = httpx.post(f"http://127.0.0.1:{port}/api/login", json={"name": "admin", "password": password, "kind": "api"})
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/api/login", json={"name": "admin", "password": password, "kind": "api"}
+        )
         auth = {"Authorization": f"Bearer {r.json()['token']}"}
-        assert [p["project"]["name"] for p in httpx.get(f"http://127.0.0.1:{port}/api/projects", headers=auth).json()] == ["p"]
+        assert [
+            p["project"]["name"]
+            for p in httpx.get(f"http://127.0.0.1:{port}/api/projects", headers=auth).json()
+        ] == ["p"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_killed_server_keeps_saved_frames_and_shows_the_job_interrupted(tmp_path: Path) -> None:
+    from masklet.io.synthetic import make_synthetic_video, write_mp4
+
+    write_mp4(make_synthetic_video(240, 96, 128, num_objects=1, seed=5).frames, tmp_path / "long.mp4", fps=24.0)
+    env = {**os.environ, "MASKLET_ADMIN_PASSWORD": "admin-pass-1"}
+    extra = ["--random-weights", "--image-size", "128", "--job-stale-after", "1"]
+    port = _free_port()
+    proc = _serve(tmp_path, port, env, extra)
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_up(proc, port)
+        auth = {"Authorization": "Bearer " + httpx.post(f"{base}/login", json={"name": "admin", "password": "admin-pass-1",
+                                                                               "kind": "api"}).json()["token"]}  # fmt: skip
+        pid = httpx.post(f"{base}/projects", json={"name": "p"}, headers=auth).json()["id"]
+        vid = httpx.post(f"{base}/projects/{pid}/videos", json={"path": "long.mp4"}, headers=auth).json()["id"]
+        mid = httpx.post(f"{base}/projects/{pid}/videos/{vid}/masklets", json={}, headers=auth).json()["id"]
+        click = {"frame": 0, "phase": 3, "points": [[60, 40]], "labels": [1]}
+        assert httpx.post(f"{base}/projects/{pid}/masklets/{mid}/prompts", json=click, headers=auth, timeout=60).status_code == 200
+        job = httpx.post(f"{base}/projects/{pid}/masklets/{mid}/propagate", json={"phase": 3}, headers=auth).json()
+        assert job["frames_total"] == 59
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{base}/projects/{pid}/jobs/{job['id']}", headers=auth).json()["frames_done"] < 3:
+            assert time.monotonic() < deadline, "propagation did not start"
+            time.sleep(0.05)
+        proc.kill()  # SIGKILL: no cleanup at all
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    from masklet.engine.store import Store
+
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        saved_before = {m.frame for m in store.get_frame_masks(mid)}
+        counted = store.get_job(job["id"]).frames_done
+    assert counted >= 3 and len(saved_before) >= counted + 1  # the click's frame and every counted frame
+    port = _free_port()
+    proc = _serve(tmp_path, port, env, extra)
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_up(proc, port)
+        auth = {"Authorization": "Bearer " + httpx.post(f"{base}/login", json={"name": "admin", "password": "admin-pass-1",
+                                                                               "kind": "api"}).json()["token"]}  # fmt: skip
+        time.sleep(1.5)  # the heartbeat sweep runs every few seconds; the dead job is older than 1 s already
+        after = httpx.get(f"{base}/projects/{pid}/jobs/{job['id']}", headers=auth).json()
+        assert after["status"] == "interrupted" and after["frames_done"] == counted
+        for frame in sorted(saved_before):
+            masks = httpx.get(f"{base}/projects/{pid}/videos/{vid}/frames/{frame}/masks", headers=auth).json()
+            assert len(masks) == 1, frame
+        resumed = httpx.post(f"{base}/projects/{pid}/jobs/{job['id']}/resume", headers=auth).json()
+        assert resumed["resumed_from"] == job["id"]
+        deadline = time.monotonic() + 120
+        while (j := httpx.get(f"{base}/projects/{pid}/jobs/{resumed['id']}", headers=auth).json())["status"] != "done":
+            assert j["status"] in ("queued", "running") and time.monotonic() < deadline, j
+            time.sleep(0.2)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -67,4 +67,9 @@ def test_first_admin_once_and_never_a_default_password(store: Store, tmp_path) -
     with Store(f"sqlite:///{tmp_path / 'other.db'}") as other:
         second = users.ensure_first_admin(other)
         assert second.generated_password != first.generated_password
-        assert users.ensure_first_admin(Store(f"sqlite:///{tmp_path / 'third.db'}"), "from-the-env").generated_password is None
+        assert (
+            users.ensure_first_admin(
+                Store(f"sqlite:///{tmp_path / 'third.db'}"), "from-the-env"
+            ).generated_password
+            is None
+        )

@@ -85,7 +85,9 @@ def test_real_session_gives_what_propagate_gives() -> None:
             s.add_prompt(frame=0, obj_id=1, points=[video.centers[0, 0].tolist()], labels=[1])
             s.add_prompt(frame=0, obj_id=2, box=video.boxes[0, 1].tolist())
             if use_runner:
-                runs.append({t.frame: (t.obj_ids, t.masks, t.logits.clone()) for t in track_masks(s, progress=True)})
+                runs.append(
+                    {t.frame: (t.obj_ids, t.masks, t.logits.clone()) for t in track_masks(s, progress=True)}
+                )
             else:
                 runs.append({f: (tuple(i), (lg > 0).numpy(), lg.clone()) for f, i, lg in s.propagate()})
     assert runs[0].keys() == runs[1].keys() == set(range(5))

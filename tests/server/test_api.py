@@ -26,6 +26,7 @@ def media(tmp_path: Path) -> Path:
     root.mkdir()
     clip = make_synthetic_video(6, 96, 128, num_objects=1, seed=2)
     write_mp4(clip.frames, root / "clip.mp4", fps=24.0)
+    write_mp4(make_synthetic_video(13, 96, 128, num_objects=1, seed=3).frames, root / "long.mp4", fps=24.0)
     (tmp_path / "secret.mp4").write_bytes((root / "clip.mp4").read_bytes())  # outside the served folder
     os.symlink(tmp_path / "secret.mp4", root / "link.mp4")
     return root
@@ -85,7 +86,9 @@ def test_roles(client) -> None:
     assert [s["project"]["name"] for s in client.get("/api/projects", headers=rev).json()] == ["p"]
     new = client.post("/api/users", json={"name": "ann2", "role": "annotator"}, headers=admin).json()
     assert len(new["generated_password"]) >= 16 and new["user"]["role"] == "annotator"
-    with_pw = client.post("/api/users", json={"name": "ann3", "role": "annotator", "password": "short"}, headers=admin)
+    with_pw = client.post(
+        "/api/users", json={"name": "ann3", "role": "annotator", "password": "short"}, headers=admin
+    )
     assert with_pw.status_code == 422
 
 
@@ -95,7 +98,9 @@ def test_register_video_under_served_folders_only(client, media: Path) -> None:
     for path in ("../secret.mp4", str(media.parent / "secret.mp4"), "link.mp4", "/etc/passwd", "a\x00b"):
         r = client.post(f"/api/projects/{pid}/videos", json={"path": path}, headers=admin)
         assert r.status_code == 403, (path, r.text)
-    assert client.post(f"/api/projects/{pid}/videos", json={"path": "clip.mp4"}, headers=ann).status_code == 403
+    assert (
+        client.post(f"/api/projects/{pid}/videos", json={"path": "clip.mp4"}, headers=ann).status_code == 403
+    )
     missing = client.post(f"/api/projects/{pid}/videos", json={"path": "none.mp4"}, headers=admin)
     assert missing.status_code == 400 and "none.mp4" in missing.json()["detail"]
     r = client.post(f"/api/projects/{pid}/videos", json={"path": "clip.mp4"}, headers=admin)
@@ -103,14 +108,18 @@ def test_register_video_under_served_folders_only(client, media: Path) -> None:
     video = r.json()
     assert (video["width"], video["height"], video["frame_count"]) == (128, 96, 6)
     assert client.get(f"/api/projects/{pid}/videos", headers=ann).json() == [video]
-    assert client.post("/api/projects/999/videos", json={"path": "clip.mp4"}, headers=admin).status_code == 404
+    assert (
+        client.post("/api/projects/999/videos", json={"path": "clip.mp4"}, headers=admin).status_code == 404
+    )
 
     jpeg = client.get(f"/api/videos/{video['id']}/frames/3.jpg", headers=ann)
     assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
     shown = np.asarray(Image.open(io.BytesIO(jpeg.content)))
     expected = make_synthetic_video(6, 96, 128, num_objects=1, seed=2).frames[3]
     assert shown.shape == (96, 128, 3) and np.abs(shown.astype(int) - expected).mean() < 12  # mp4 + JPEG loss
-    assert client.get(f"/api/videos/{video['id']}/frames/3.jpg", headers=ann).content == jpeg.content  # cached
+    assert (
+        client.get(f"/api/videos/{video['id']}/frames/3.jpg", headers=ann).content == jpeg.content
+    )  # cached
     assert client.get(f"/api/videos/{video['id']}/frames/6.jpg", headers=ann).status_code == 400
     assert client.get("/api/videos/99/frames/0.jpg", headers=ann).status_code == 404
 
@@ -131,8 +140,13 @@ def test_review_by_role(client, store_url: str) -> None:
     assert stale.status_code == 409
     done = client.post(url, json={"action": "accept"}, headers=rev).json()
     assert done["status"] == "accepted"
-    assert [m["id"] for m in client.get(f"/api/projects/{pid}/masklets?status=accepted", headers=ann).json()] == [mid]
-    assert client.post("/api/projects/999/masklets/1/review", json={"action": "submit"}, headers=ann).status_code == 404
+    assert [
+        m["id"] for m in client.get(f"/api/projects/{pid}/masklets?status=accepted", headers=ann).json()
+    ] == [mid]
+    assert (
+        client.post("/api/projects/999/masklets/1/review", json={"action": "submit"}, headers=ann).status_code
+        == 404
+    )
     assert client.post(url, json={"action": "approve"}, headers=rev).status_code == 422
 
 
@@ -149,7 +163,9 @@ def test_masks_drawn_by_hand_versions_and_export(client, tmp_path: Path) -> None
     pid = client.post("/api/projects", json={"name": "p"}, headers=admin).json()["id"]
     vid = client.post(f"/api/projects/{pid}/videos", json={"path": "clip.mp4"}, headers=admin).json()["id"]
     assert client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={}, headers=rev).status_code == 403
-    m = client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={"category": "cup"}, headers=ann).json()
+    m = client.post(
+        f"/api/projects/{pid}/videos/{vid}/masklets", json={"category": "cup"}, headers=ann
+    ).json()
     assert (m["obj_id"], m["category"], m["status"]) == (0, "cup", "draft")
     mask = np.zeros((96, 128), bool)
     mask[10:30, 20:60] = True
@@ -160,11 +176,16 @@ def test_masks_drawn_by_hand_versions_and_export(client, tmp_path: Path) -> None
     # another annotator drew on version 1 meanwhile: the second save based on "no mask" is refused
     mask2 = mask.copy()
     mask2[40:50] = True
-    assert client.put(url, json={"rle": _rle(mask2), "expected_version": 1}, headers=admin).json()["version"] == 2
+    assert (
+        client.put(url, json={"rle": _rle(mask2), "expected_version": 1}, headers=admin).json()["version"]
+        == 2
+    )
     stale = client.put(url, json={"rle": _rle(mask), "expected_version": 1}, headers=ann)
     assert stale.status_code == 409 and "another writer changed it" in stale.json()["detail"]
     assert client.put(url, json={"rle": _rle(mask), "expected_version": 2}, headers=rev).status_code == 403
-    wrong_size = client.put(url, json={"rle": _rle(np.zeros((96, 64), bool)), "expected_version": 2}, headers=ann)
+    wrong_size = client.put(
+        url, json={"rle": _rle(np.zeros((96, 64), bool)), "expected_version": 2}, headers=ann
+    )
     assert wrong_size.status_code == 400
     shown = client.get(f"/api/projects/{pid}/videos/{vid}/frames/4/masks", headers=rev).json()
     assert len(shown) == 1 and shown[0]["version"] == 2
@@ -184,7 +205,9 @@ def test_masks_drawn_by_hand_versions_and_export(client, tmp_path: Path) -> None
         assert r.status_code == 200 and r.headers["content-type"] == "application/zip", (fmt, r.text)
         names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
         assert names, fmt
-    sav = zipfile.ZipFile(io.BytesIO(client.get(f"/api/projects/{pid}/export?format=sav", headers=rev).content))
+    sav = zipfile.ZipFile(
+        io.BytesIO(client.get(f"/api/projects/{pid}/export?format=sav", headers=rev).content)
+    )
     [name] = sav.namelist()
     sav.extract(name, tmp_path)
     exported = read_sav_json(tmp_path / name).to_eval_masks()
@@ -223,6 +246,8 @@ def test_prompts_need_a_model(client) -> None:
     r = client.post(f"/api/projects/{pid}/masklets/{mid}/prompts",
                     json={"frame": 0, "phase": 1, "points": [[64, 48]], "labels": [1]}, headers=ann)  # fmt: skip
     assert r.status_code == 503 and "model assistance is off" in r.json()["detail"]
+    r = client.post(f"/api/projects/{pid}/masklets/{mid}/propagate", json={"phase": 3}, headers=ann)
+    assert r.status_code == 503
     # the manual tools still work
     rle = _rle(np.ones((96, 128), bool))
     assert client.put(f"/api/projects/{pid}/masklets/{mid}/masks/0", json={"rle": rle, "expected_version": None},
@@ -237,22 +262,36 @@ def test_clicks_and_boxes_answer_with_a_saved_mask(model_client) -> None:
     assert status["model_assistance"] and status["random_weights"] and status["model"] == "sam2.1_hiera_t"
     pid = client.post("/api/projects", json={"name": "p"}, headers=admin).json()["id"]
     vid = client.post(f"/api/projects/{pid}/videos", json={"path": "clip.mp4"}, headers=admin).json()["id"]
-    mids = [client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={}, headers=ann).json()["id"] for _ in range(3)]
+    mids = [
+        client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={}, headers=ann).json()["id"]
+        for _ in range(3)
+    ]
     url = f"/api/projects/{pid}/masklets/{mids[0]}/prompts"
     first = client.post(url, json={"frame": 0, "phase": 1, "points": [[64, 48]], "labels": [1]}, headers=ann)
     assert first.status_code == 200, first.text
-    assert (first.json()["source"], first.json()["version"], first.json()["rle"]["size"]) == ("click_model", 1, [96, 128])
+    assert (first.json()["source"], first.json()["version"], first.json()["rle"]["size"]) == (
+        "click_model",
+        1,
+        [96, 128],
+    )
     second = client.post(url, json={"frame": 0, "phase": 1, "points": [[10, 10]], "labels": [0]}, headers=ann)
     assert second.json()["version"] == 2
     shown = client.get(f"/api/projects/{pid}/videos/{vid}/frames/0/masks", headers=rev).json()
     assert [m["version"] for m in shown] == [2] and shown[0]["rle"] == second.json()["rle"]
     box = client.post(url, json={"frame": 4, "phase": 1, "box": [20, 10, 100, 80]}, headers=ann)
     assert box.status_code == 200 and box.json()["frame"] == 4
-    assert client.post(url, json={"frame": 0, "phase": 1, "points": [[1, 1]], "labels": [1]}, headers=rev).status_code == 403
+    assert (
+        client.post(
+            url, json={"frame": 0, "phase": 1, "points": [[1, 1]], "labels": [1]}, headers=rev
+        ).status_code
+        == 403
+    )
     for bad in ({"points": [[1, 1]]}, {"points": [[1, 1]], "labels": [1], "box": [0, 0, 5, 5]}, {}):
         r = client.post(url, json={"frame": 0, "phase": 1, **bad}, headers=ann)
         assert r.status_code == 400, (bad, r.text)
-    assert client.post(url, json={"frame": 9, "phase": 1, "box": [0, 0, 5, 5]}, headers=ann).status_code == 400
+    assert (
+        client.post(url, json={"frame": 9, "phase": 1, "box": [0, 0, 5, 5]}, headers=ann).status_code == 400
+    )
     # phase 3 (the tracking session) on two more masklets: at most two workflows stay open
     for mid in mids[1:]:
         r = client.post(f"/api/projects/{pid}/masklets/{mid}/prompts",
@@ -261,3 +300,50 @@ def test_clicks_and_boxes_answer_with_a_saved_mask(model_client) -> None:
     assert client.app.state.workflows.num_open == 2
     again = client.post(url, json={"frame": 0, "phase": 1, "points": [[70, 50]], "labels": [1]}, headers=ann)
     assert again.json()["version"] == 3  # reopened from the store
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_propagation_job_streams_progress_and_saves_frames(model_client) -> None:
+    import json
+
+    client = model_client
+    admin, ann, rev = token(client, "admin"), token(client, "ann"), token(client, "rev")
+    pid = client.post("/api/projects", json={"name": "p"}, headers=admin).json()["id"]
+    vid = client.post(f"/api/projects/{pid}/videos", json={"path": "long.mp4"}, headers=admin).json()["id"]
+    mid = client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={}, headers=ann).json()["id"]
+    base = f"/api/projects/{pid}/masklets/{mid}"
+    assert (
+        client.post(f"{base}/propagate", json={"phase": 3}, headers=ann).status_code == 400
+    )  # nothing to track from
+    assert client.post(f"{base}/prompts", json={"frame": 0, "phase": 3, "points": [[60, 40]], "labels": [1]},
+                       headers=ann).status_code == 200  # fmt: skip
+    assert client.post(f"{base}/propagate", json={"phase": 3}, headers=rev).status_code == 403
+    started = client.post(f"{base}/propagate", json={"phase": 3}, headers=ann)
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["frames_total"] == 3 and job["status"] in (
+        "queued",
+        "running",
+    )  # frames 4, 8, 12 (24 fps: every 4th)
+    seen = []
+    with client.stream("GET", f"/api/projects/{pid}/jobs/{job['id']}/events", headers=rev) as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+    assert seen[-1]["status"] == "done" and seen[-1]["frames_done"] == 3
+    assert [s["frames_done"] for s in seen] == sorted(s["frames_done"] for s in seen)  # progress only grows
+    saved = {
+        f: client.get(f"/api/projects/{pid}/videos/{vid}/frames/{f}/masks", headers=rev).json()
+        for f in (0, 4, 8, 12)
+    }
+    assert saved[0][0]["source"] == "click_model"
+    assert all(saved[f][0]["source"] == "propagated" for f in (4, 8, 12))
+    listed = client.get(f"/api/projects/{pid}/jobs?video_id={vid}", headers=rev).json()
+    assert [j["id"] for j in listed] == [job["id"]]
+    assert client.post(f"/api/projects/{pid}/jobs/{job['id']}/resume", headers=ann).status_code == 400
+    assert client.get(f"/api/projects/{pid}/jobs/999", headers=ann).status_code == 404
+    back = client.post(
+        f"{base}/propagate", json={"phase": 3, "start": 12, "reverse": True}, headers=ann
+    ).json()
+    assert back["frames_total"] == 3  # 12, 8, 4 (frame 0 is the annotator's)

@@ -62,6 +62,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         database_url=database_url(args), data_dir=Path(args.data_dir), media_roots=tuple(roots),
         secure_cookies=args.secure_cookies, model=args.model, checkpoint=args.checkpoint,
         random_weights=args.random_weights, image_size=args.image_size, device=args.device,
+        job_stale_after_s=args.job_stale_after,
     )  # fmt: skip
 
 
@@ -115,6 +116,8 @@ def register(subparsers: Any) -> None:
                    help="no checkpoint: the real architecture with random weights (demos, tests)")  # fmt: skip
     p.add_argument("--image-size", type=int, default=None, help="model input size (default 1024)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--job-stale-after", type=float, default=30.0, metavar="SECONDS",
+                   help="a propagation job without a heartbeat this long is marked interrupted (its server died)")  # fmt: skip
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser("user", help="the web tool's users: add, list")

@@ -132,6 +132,22 @@ class MaskletWorkflow:
         """The frames this workflow annotates: 0, stride, 2 * stride, ..."""
         return range(0, self.video.frame_count, self.stride)
 
+    def annotator_frames(self) -> list[int]:
+        """Frames whose saved mask an annotator made (clicks, box or drawing): the prompts."""
+        return sorted(f for f, source in self._sources.items() if source in EDIT_SOURCES)
+
+    def frames_to_propagate(self, start: int | None = None, *, reverse: bool = False) -> list[int]:
+        """The frames `propagate(start, reverse=...)` saves, in order (annotator frames are kept)."""
+        prompts = self.annotator_frames()
+        if not prompts:
+            return []
+        first = prompts[0] if start is None else self._check_frame(start)
+        kept = set(prompts)
+        frames = (
+            range(first, -1, -self.stride) if reverse else range(first, self.video.frame_count, self.stride)
+        )
+        return [f for f in frames if f not in kept]
+
     def _check_frame(self, frame: Any) -> int:
         try:
             index = -1 if isinstance(frame, bool) else operator.index(frame)  # numpy ints welcome, floats not

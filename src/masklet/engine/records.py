@@ -16,6 +16,7 @@ from masklet.engine.schema import (
     Base,
     EventRow,
     FrameMaskRow,
+    JobRow,
     MaskletRow,
     ProjectRow,
     PromptRow,
@@ -113,6 +114,29 @@ class User:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A propagation run (see `schema.JobRow`)."""
+
+    id: int
+    masklet_id: int
+    video_id: int
+    phase: int
+    by: str
+    start_frame: int | None
+    reverse: bool
+    status: str  # vocabulary.JobStatus
+    frames_done: int
+    frames_total: int
+    last_frame: int | None
+    cancel_requested: bool
+    error: str | None
+    resumed_from: int | None
+    created_at: datetime
+    heartbeat_at: datetime
+    finished_at: datetime | None
+
+
 def _read_only(text: str) -> Mapping[str, Any]:
     return MappingProxyType(json.loads(text))
 
@@ -151,3 +175,7 @@ def as_event(row: EventRow) -> Event:
 
 def as_user(row: UserRow) -> User:
     return _copy(User, row)
+
+
+def as_job(row: JobRow) -> Job:
+    return _copy(Job, row)

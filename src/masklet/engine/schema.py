@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -23,7 +24,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from masklet.engine.vocabulary import MaskletStatus, MaskletType, MaskSource, PromptKind, Role, TokenKind
+from masklet.engine.vocabulary import (
+    JobStatus,
+    MaskletStatus,
+    MaskletType,
+    MaskSource,
+    PromptKind,
+    Role,
+    TokenKind,
+)
 
 # plain strings (the CHECK constraints are written from them)
 MASKLET_TYPES = tuple(t.value for t in MaskletType)
@@ -32,6 +41,7 @@ MASK_SOURCES = tuple(s.value for s in MaskSource)
 PROMPT_KINDS = tuple(k.value for k in PromptKind)
 ROLES = tuple(r.value for r in Role)
 TOKEN_KINDS = tuple(k.value for k in TokenKind)
+JOB_STATUSES = tuple(s.value for s in JobStatus)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -185,3 +195,32 @@ class TokenRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class JobRow(Base):
+    """A propagation run of one masklet: who asked, from where, how far it got, how it ended.
+
+    State lives here, not in a server's memory, so that every worker (and every page on the
+    video) sees it, a cancel reaches the worker that runs it, and a server killed mid-way
+    leaves a row that the next start marks interrupted (no heartbeat for `stale` seconds).
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (CheckConstraint(_in("status", JOB_STATUSES), name="status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    masklet_id: Mapped[int] = mapped_column(ForeignKey("masklets.id"), index=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id"), index=True)
+    phase: Mapped[int] = mapped_column(Integer)
+    by: Mapped[str] = mapped_column(String(200))
+    start_frame: Mapped[int | None] = mapped_column(Integer)
+    reverse: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    frames_done: Mapped[int] = mapped_column(Integer)
+    frames_total: Mapped[int] = mapped_column(Integer)
+    last_frame: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    resumed_from: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

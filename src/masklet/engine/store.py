@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session
 
-from masklet.engine.records import Event, FrameMask, Masklet, Project, Prompt, User, Video
+from masklet.engine.records import Event, FrameMask, Job, Masklet, Project, Prompt, User, Video
 from masklet.engine.schema import (
     MASK_SOURCES,
     MASKLET_TYPES,
@@ -49,6 +49,7 @@ from masklet.engine.schema import (
 )
 from masklet.engine.store_checks import DuplicateError, InvalidEditError, StaleWriteError
 from masklet.engine.store_events import EventMethods
+from masklet.engine.store_jobs import JobMethods
 from masklet.engine.store_masklets import TRANSITIONS, MaskletMethods
 from masklet.engine.store_masks import MaskMethods
 from masklet.engine.store_projects import ProjectMethods
@@ -69,6 +70,7 @@ __all__ = [
     "FrameMask",
     "FrameMaskRow",
     "InvalidEditError",
+    "Job",
     "Masklet",
     "MaskletRow",
     "Project",
@@ -120,7 +122,7 @@ def _normalise_url(url: str | URL) -> URL:
 
 
 # ------------------------------------------------------------------------------------------- repository
-class Store(ProjectMethods, MaskletMethods, MaskMethods, EventMethods, UserMethods):
+class Store(ProjectMethods, MaskletMethods, MaskMethods, EventMethods, UserMethods, JobMethods):
     """Projects, videos, masklets, frame masks, prompts and events in one database.
 
     `url` is any SQLAlchemy URL: `sqlite:///path.db` (WAL journal, foreign keys on) or

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 __all__ = [
     "EventAction",
+    "JobStatus",
     "MaskSource",
     "MaskletStatus",
     "MaskletType",
@@ -68,6 +69,21 @@ class Role(StrEnum):
     REVIEWER = "reviewer"
 
 
+class JobStatus(StrEnum):
+    """A propagation job's state; done, failed, cancelled and interrupted are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # its server stopped mid-way; the frames saved so far stay
+
+    @property
+    def final(self) -> bool:
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
 class TokenKind(StrEnum):
     SESSION = "session"  # the page's cookie; expires
     API = "api"  # a bearer token for scripts; until revoked
@@ -90,6 +106,8 @@ class EventAction(StrEnum):
     IMPORT_COCO = "import.coco"
     IMPORT_YTVIS = "import.ytvis"
     AUTO_RUN = "auto.run"
+    JOB_START = "job.start"
+    JOB_END = "job.end"
     USER_ADD = "user.add"
     USER_PASSWORD = "user.password"
     TIME_LOCATE = "time.locate"

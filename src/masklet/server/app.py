@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from masklet import __version__
+from masklet.engine.jobs import JobRunner
 from masklet.engine.store import Store
 from masklet.engine.workspaces import WorkflowRegistry
 from masklet.server.errors import install_error_handlers
 from masklet.server.frames import FrameCache
 from masklet.server.model import load_model
-from masklet.server.routes import auth, masks, projects, status
+from masklet.server.routes import auth, jobs, masks, projects, status
 from masklet.server.settings import ServerSettings
 
 
@@ -26,12 +28,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
     workflows = (
         None if model is None else WorkflowRegistry(store, model, max_open=settings.max_open_workflows)
     )
+    stale = timedelta(seconds=settings.job_stale_after_s)
+    runner = None if workflows is None else JobRunner(store, workflows, stale_after=stale)
+    if runner is not None:
+        runner.start()  # jobs of a server that stopped are marked interrupted
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            if runner is not None:
+                runner.close()
             if workflows is not None:
                 workflows.close()
             frames.close()
@@ -39,10 +47,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app = FastAPI(title="masklet", version=__version__, lifespan=lifespan)
     app.state.settings, app.state.store, app.state.frames = settings, store, frames
-    app.state.model, app.state.workflows = model, workflows
+    app.state.model, app.state.workflows, app.state.jobs = model, workflows, runner
     install_error_handlers(app)
     app.include_router(auth.router)
     app.include_router(projects.router)
     app.include_router(masks.router)
     app.include_router(status.router)
+    app.include_router(jobs.router)
     return app

@@ -35,6 +35,7 @@ class ServerSettings:
     image_size: int | None = None
     device: str = "cpu"
     max_open_workflows: int = 8
+    job_stale_after_s: float = 30.0  # a job without a heartbeat this long has lost its server
 
     @property
     def model_assistance(self) -> bool:
