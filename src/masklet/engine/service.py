@@ -34,7 +34,9 @@ __all__ = [
     "MASKLET_STATUSES",
     "FrameMasks",
     "ProjectSummary",
+    "TimelineLane",
     "ReviewAction",
+    "TimelineLane",
     "add_project_video",
     "auto_masklets_for_video",
     "create_video_masklet",
@@ -53,6 +55,7 @@ __all__ = [
     "save_drawn_mask",
     "simulate_annotation",
     "video_of_project",
+    "video_timeline",
 ]
 
 MASKLET_STATUSES = tuple(s.value for s in MaskletStatus)
@@ -409,3 +412,19 @@ def prompt_model(
         else:
             work.click(frame, points or [], labels or [], clear=clear, seconds=seconds)
     return store.get_frame_mask(masklet.id, frame)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineLane:
+    """One masklet's frames with a saved mask, and where each came from (the page's timeline)."""
+
+    masklet: Masklet
+    sources: Mapping[int, str]  # frame -> MaskSource
+
+
+def video_timeline(store: Store, project: ProjectRef, video_id: int) -> list[TimelineLane]:
+    video = video_of_project(store, find_project(store, project), video_id)
+    return [
+        TimelineLane(m, MappingProxyType({f.frame: f.source for f in store.get_frame_masks(m.id)}))
+        for m in store.list_masklets(video_id=video.id)
+    ]

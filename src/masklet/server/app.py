@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from masklet import __version__
 from masklet.engine.jobs import JobRunner
@@ -17,6 +20,8 @@ from masklet.server.frames import FrameCache
 from masklet.server.model import load_model
 from masklet.server.routes import auth, jobs, masks, projects, status
 from masklet.server.settings import ServerSettings
+
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -49,6 +54,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.settings, app.state.store, app.state.frames = settings, store, frames
     app.state.model, app.state.workflows, app.state.jobs = model, workflows, runner
     install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The annotation page (it asks the API who is logged in)."""
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
     app.include_router(auth.router)
     app.include_router(projects.router)
     app.include_router(masks.router)

@@ -77,6 +77,20 @@ def masks_of_frame(
     return [_mask_out(m) for m in found.masks.values()]
 
 
+class LaneOut(BaseModel):
+    masklet: MaskletOut
+    sources: dict[int, str]  # frame -> manual | click_model | propagated | auto
+
+
+@router.get("/videos/{video_id}/timeline", response_model=list[LaneOut])
+def timeline(project_id: int, video_id: int, store: StoreDep, _: Reader) -> list[LaneOut]:
+    """Per masklet, which frames have a mask and where it came from (hand-made or tracked)."""
+    return [
+        LaneOut(masklet=MaskletOut.model_validate(lane.masklet), sources=dict(lane.sources))
+        for lane in service.video_timeline(store, project_id, video_id)
+    ]
+
+
 @router.put("/masklets/{masklet_id}/masks/{frame}", response_model=FrameMaskOut)
 def save_mask(
     project_id: int, masklet_id: int, frame: int, body: MaskSave, store: StoreDep, user: Editor
