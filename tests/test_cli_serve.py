@@ -106,6 +106,12 @@ def test_serve_first_run_admin_then_restart(tmp_path: Path) -> None:
         proc.wait(timeout=30)
 
 
+def _api_login(base: str, name: str, password: str) -> dict[str, str]:
+    r = httpx.post(f"{base}/login", json={"name": name, "password": password, "kind": "api"})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
 def test_killed_server_keeps_saved_frames_and_shows_the_job_interrupted(tmp_path: Path) -> None:
     from masklet.io.synthetic import make_synthetic_video, write_mp4
 
@@ -117,8 +123,7 @@ def test_killed_server_keeps_saved_frames_and_shows_the_job_interrupted(tmp_path
     base = f"http://127.0.0.1:{port}/api"
     try:
         _wait_up(proc, port)
-        auth = {"Authorization": "Bearer " + httpx.post(f"{base}/login", json={"name": "admin", "password": "admin-pass-1",
-                                                                               "kind": "api"}).json()["token"]}  # fmt: skip
+        auth = _api_login(base, "admin", "admin-pass-1")
         pid = httpx.post(f"{base}/projects", json={"name": "p"}, headers=auth).json()["id"]
         vid = httpx.post(f"{base}/projects/{pid}/videos", json={"path": "long.mp4"}, headers=auth).json()["id"]
         mid = httpx.post(f"{base}/projects/{pid}/videos/{vid}/masklets", json={}, headers=auth).json()["id"]
@@ -146,8 +151,7 @@ def test_killed_server_keeps_saved_frames_and_shows_the_job_interrupted(tmp_path
     base = f"http://127.0.0.1:{port}/api"
     try:
         _wait_up(proc, port)
-        auth = {"Authorization": "Bearer " + httpx.post(f"{base}/login", json={"name": "admin", "password": "admin-pass-1",
-                                                                               "kind": "api"}).json()["token"]}  # fmt: skip
+        auth = _api_login(base, "admin", "admin-pass-1")
         time.sleep(1.5)  # the heartbeat sweep runs every few seconds; the dead job is older than 1 s already
         after = httpx.get(f"{base}/projects/{pid}/jobs/{job['id']}", headers=auth).json()
         assert after["status"] == "interrupted" and after["frames_done"] == counted

@@ -10,7 +10,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from masklet.engine import jobs
+from masklet.engine import jobs, service
 from masklet.engine.store import InvalidEditError, Store
 from masklet.engine.vocabulary import JobStatus
 from masklet.io.masks import encode_rle
@@ -80,8 +80,12 @@ def test_progress_cancel_and_one_job_per_masklet(setup) -> None:
     store, runner, works, (m0, m1, _) = setup
     job = jobs.start_propagation(store, runner, "demo", m0, phase=3, by="ann", role="annotator")
     assert (job.status, job.frames_total, job.frames_done) == ("queued", 3, 0)
-    with pytest.raises(InvalidEditError, match="being propagated already"):
+    with pytest.raises(service.MaskletBusy, match=f"masklet {m0} is being propagated \\(job {job.id}\\)"):
         jobs.start_propagation(store, runner, "demo", m0, phase=3, by="ann")
+    with pytest.raises(service.MaskletBusy):  # its masks are the job's until it ends
+        service.save_drawn_mask(store, "demo", m0, 2, encode_rle(np.ones((6, 8), bool)), expected_version=None, by="x")
+    service.save_drawn_mask(store, "demo", m1, 2, encode_rle(np.ones((6, 8), bool)), expected_version=None, by="x")
+    store.delete_frame_mask(m1, 2, expected_version=1, by="x")  # another masklet is free
     with pytest.raises(Exception, match="reviewer role may not propagate"):
         jobs.start_propagation(store, runner, "demo", m1, phase=3, by="rev", role="reviewer")
     with pytest.raises(Exception, match="phases 2 and 3"):

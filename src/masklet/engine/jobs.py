@@ -19,7 +19,13 @@ from datetime import timedelta
 
 from masklet.engine.permissions import Permission, require
 from masklet.engine.records import Job
-from masklet.engine.service import ProjectRef, find_project, masklet_of_project, video_of_project
+from masklet.engine.service import (
+    ProjectRef,
+    check_not_propagating,
+    find_project,
+    masklet_of_project,
+    video_of_project,
+)
 from masklet.engine.store import InvalidEditError, Store
 from masklet.engine.vocabulary import JobStatus, Role
 from masklet.engine.workspaces import WorkflowRegistry
@@ -162,11 +168,7 @@ def start_propagation(
     masklet = masklet_of_project(store, find_project(store, project), masklet_id)
     if phase not in (2, 3):
         raise MaskletError(f"propagation belongs to phases 2 and 3, not {phase}")
-    busy = [j.id for j in store.list_jobs(masklet_id=masklet.id) if not JobStatus(j.status).final]
-    if busy:
-        raise InvalidEditError(
-            f"masklet {masklet.id} is being propagated already (job {busy[0]}); cancel it first"
-        )
+    check_not_propagating(store, masklet.id)
     with runner.workflows.workflow(masklet.id, phase=phase, by=by) as work:
         frames = work.frames_to_propagate(start, reverse=reverse)
         if not work.annotator_frames():

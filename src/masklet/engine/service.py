@@ -19,8 +19,8 @@ from masklet.engine.effort import EffortTable, effort_table
 from masklet.engine.permissions import REVIEW_PERMISSION, Permission, require
 from masklet.engine.records import FrameMask, Masklet, Project, Video
 from masklet.engine.review import QueueItem
-from masklet.engine.store import Store
-from masklet.engine.vocabulary import MaskletStatus, MaskSource, ReviewAction, Role
+from masklet.engine.store import InvalidEditError, Store
+from masklet.engine.vocabulary import JobStatus, MaskletStatus, MaskSource, ReviewAction, Role
 from masklet.errors import MaskletError, NotFoundError
 from masklet.io.masks import RleMask
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MASKLET_STATUSES",
+    "MaskletBusy",
     "FrameMasks",
     "ProjectSummary",
     "TimelineLane",
@@ -39,6 +40,7 @@ __all__ = [
     "TimelineLane",
     "add_project_video",
     "auto_masklets_for_video",
+    "check_not_propagating",
     "create_video_masklet",
     "decide_review",
     "delete_mask",
@@ -60,6 +62,19 @@ __all__ = [
 
 MASKLET_STATUSES = tuple(s.value for s in MaskletStatus)
 ProjectRef = str | int
+
+
+class MaskletBusy(InvalidEditError):
+    """The masklet is being propagated: its masks change under the job until it ends or is cancelled."""
+
+
+def check_not_propagating(store: Store, masklet_id: int) -> None:
+    """MaskletBusy while a propagation job of the masklet is queued or running."""
+    for job in store.list_jobs(masklet_id=masklet_id):
+        if not JobStatus(job.status).final:
+            raise MaskletBusy(
+                f"masklet {masklet_id} is being propagated (job {job.id}); wait for it to end or cancel it"
+            )
 
 
 # ------------------------------------------------------------------------------------- lookups
@@ -354,6 +369,7 @@ def save_drawn_mask(
     if role is not None:
         require(role, Permission.EDIT, "edit masks")
     masklet = masklet_of_project(store, find_project(store, project), masklet_id)
+    check_not_propagating(store, masklet.id)
     return store.put_frame_mask(
         masklet.id, frame, rle, source=MaskSource.MANUAL, by=by, expected_version=expected_version,
         phase=phase, duration_s=seconds,
@@ -373,6 +389,7 @@ def delete_mask(
     if role is not None:
         require(role, Permission.EDIT, "edit masks")
     masklet = masklet_of_project(store, find_project(store, project), masklet_id)
+    check_not_propagating(store, masklet.id)
     store.delete_frame_mask(masklet.id, frame, expected_version=expected_version, by=by)
 
 
@@ -406,6 +423,7 @@ def prompt_model(
         raise PromptError("give clicks (points with labels) or a box, one of the two")
     if points and (labels is None or len(labels) != len(points)):
         raise PromptError(f"{len(points)} points need as many labels (1 adds, 0 removes)")
+    check_not_propagating(store, masklet.id)
     with workflows.workflow(masklet.id, phase=phase, by=by) as work:
         if box is not None:
             work.box(frame, box, clear=True, seconds=seconds)

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from masklet.engine.permissions import PermissionDenied
+from masklet.engine.service import MaskletBusy
 from masklet.engine.store import DuplicateError, StaleWriteError
 from masklet.engine.users import AuthError
 from masklet.errors import MaskletError, NotFoundError
@@ -17,6 +18,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (NotFoundError, 404),
     (DuplicateError, 409),
     (StaleWriteError, 409),
+    (MaskletBusy, 409),
     (MaskletError, 400),
 )
 

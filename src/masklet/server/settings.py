@@ -26,7 +26,6 @@ class ServerSettings:
     data_dir: Path = Path("masklet-data")
     media_roots: tuple[Path, ...] = ()
     secure_cookies: bool = False
-    max_upload_bytes: int = 2 * 2**30
     frame_jpeg_quality: int = 90
     session_cookie: str = "masklet_session"
     model: str = "sam2.1_hiera_t"

@@ -407,7 +407,9 @@ async function saveDrawn(mask) {
 }
 
 async function conflictOr(err) {
-  if (err.status === 409) {
+  if (err.status === 409 && err.message.includes("being propagated")) {
+    say(`${err.message}: the masks change under the job until it ends`, true);
+  } else if (err.status === 409) {
     await loadMasks();
     await loadLanes();
     say(`someone else saved this frame meanwhile: it was reloaded, nothing of yours was saved (${err.message})`, true);
