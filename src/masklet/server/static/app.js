@@ -278,10 +278,12 @@ $("#phase").addEventListener("change", (ev) => { state.phase = Number(ev.target.
 
 $("#add-object").addEventListener("click", addObject);
 async function addObject() {
-  const m = await api("POST", `/api/projects/${state.project.id}/videos/${state.video.id}/masklets`, {});
-  state.selected = m.id;
-  await loadLanes();
-  draw();
+  try {
+    const m = await api("POST", `/api/projects/${state.project.id}/videos/${state.video.id}/masklets`, {});
+    state.selected = m.id;
+    await loadLanes();
+    draw();
+  } catch (err) { say(err.message, true); }
 }
 
 // ---------------------------------------------------------------------------------- tools
@@ -487,7 +489,7 @@ $("#reject").addEventListener("click", () => review("reject"));
 // ------------------------------------------------------------------------------ shortcuts
 $("#help-button").addEventListener("click", () => $("#help").showModal());
 document.addEventListener("keydown", (ev) => {
-  if ($("#video-view").hidden || ev.target.matches("input, select, textarea")) return;
+  if ($("#video-view").hidden || ev.target.matches("input, select, textarea") || $("#help").open) return;
   const key = ev.key;
   if ((ev.ctrlKey || ev.metaKey) && key.toLowerCase() === "z") { ev.preventDefault(); undoRedo(state.undo, state.redo); return; }
   if ((ev.ctrlKey || ev.metaKey) && key.toLowerCase() === "y") { ev.preventDefault(); undoRedo(state.redo, state.undo); return; }
