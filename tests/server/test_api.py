@@ -278,6 +278,18 @@ def test_clicks_and_boxes_answer_with_a_saved_mask(model_client) -> None:
     assert second.json()["version"] == 2
     shown = client.get(f"/api/projects/{pid}/videos/{vid}/frames/0/masks", headers=rev).json()
     assert [m["version"] for m in shown] == [2] and shown[0]["rle"] == second.json()["rle"]
+    # a brush stroke, then a click on the same frame: the click builds on the drawn mask (no 409)
+    drawn = np.zeros((96, 128), bool)
+    drawn[5:25, 5:25] = True
+    put = client.put(f"/api/projects/{pid}/masklets/{mids[0]}/masks/0",
+                     json={"rle": _rle(drawn), "expected_version": 2, "phase": 1}, headers=ann)  # fmt: skip
+    assert put.status_code == 200 and (put.json()["version"], put.json()["source"]) == (3, "manual")
+    after = client.post(url, json={"frame": 0, "phase": 1, "points": [[64, 48]], "labels": [1]}, headers=ann)
+    assert after.status_code == 200, after.text
+    assert after.json()["version"] == 4
+    stale = client.put(f"/api/projects/{pid}/masklets/{mids[0]}/masks/0",
+                       json={"rle": _rle(drawn), "expected_version": 3}, headers=ann)  # fmt: skip
+    assert stale.status_code == 409
     box = client.post(url, json={"frame": 4, "phase": 1, "box": [20, 10, 100, 80]}, headers=ann)
     assert box.status_code == 200 and box.json()["frame"] == 4
     assert (
@@ -299,7 +311,7 @@ def test_clicks_and_boxes_answer_with_a_saved_mask(model_client) -> None:
         assert r.status_code == 200, r.text
     assert client.app.state.workflows.num_open == 2
     again = client.post(url, json={"frame": 0, "phase": 1, "points": [[70, 50]], "labels": [1]}, headers=ann)
-    assert again.json()["version"] == 3  # reopened from the store
+    assert again.json()["version"] == 5  # reopened from the store
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

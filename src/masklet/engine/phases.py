@@ -132,6 +132,10 @@ class MaskletWorkflow:
         """The frames this workflow annotates: 0, stride, 2 * stride, ..."""
         return range(0, self.video.frame_count, self.stride)
 
+    def version(self, frame: int) -> int | None:
+        """The version of the frame's mask this workflow last read or saved (None: no mask)."""
+        return self._versions.get(frame)
+
     def annotator_frames(self) -> list[int]:
         """Frames whose saved mask an annotator made (clicks, box or drawing): the prompts."""
         return sorted(f for f, source in self._sources.items() if source in EDIT_SOURCES)

@@ -360,20 +360,38 @@ def save_drawn_mask(
     role: Role | str | None = None,
     phase: int | None = None,
     seconds: float | None = None,
+    workflows: WorkflowRegistry | None = None,
 ) -> FrameMask:
     """Save a mask drawn by hand (brush, eraser, polygon) on one frame of a project's masklet.
 
     `expected_version` is the version the annotator started from (None: no mask there yet);
-    a stale one raises StaleWriteError and saves nothing. Reviewers may not edit.
+    a stale one raises StaleWriteError and saves nothing. Reviewers may not edit. With
+    `workflows` (a server with a model) the mask goes through the annotator's workflow of
+    `phase`, so that their next click on the frame builds on it and, in phases 2 and 3, the
+    tracking session takes it as the frame's mask prompt.
     """
+    from masklet.engine.store import StaleWriteError
+
     if role is not None:
         require(role, Permission.EDIT, "edit masks")
     masklet = masklet_of_project(store, find_project(store, project), masklet_id)
     check_not_propagating(store, masklet.id)
-    return store.put_frame_mask(
-        masklet.id, frame, rle, source=MaskSource.MANUAL, by=by, expected_version=expected_version,
-        phase=phase, duration_s=seconds,
-    )  # fmt: skip
+    if workflows is None:
+        return store.put_frame_mask(
+            masklet.id, frame, rle, source=MaskSource.MANUAL, by=by, expected_version=expected_version,
+            phase=phase, duration_s=seconds,
+        )  # fmt: skip
+    current = {m.frame: m.version for m in store.get_frame_masks(masklet.id, frames=[frame])}.get(frame)
+    if current != expected_version:
+        raise StaleWriteError(
+            f"frame {frame} of masklet {masklet.id} is at version {current}, not {expected_version}: another "
+            "writer changed it since it was read; re-read it, reapply the edit and retry"
+        )
+    with workflows.workflow(masklet.id, phase=phase or 1, by=by) as work:
+        if work.version(frame) != current:
+            work.refresh()  # saved elsewhere since this workflow read it
+        work.set_mask(frame, rle, seconds=seconds)
+    return store.get_frame_mask(masklet.id, frame)
 
 
 def delete_mask(

@@ -47,6 +47,7 @@ class MaskSave(BaseModel):
     rle: Rle
     expected_version: int | None = Field(description="the version drawn on; null when the frame had no mask")
     seconds: float | None = Field(default=None, ge=0, description="annotator time the mask took")
+    phase: int = Field(default=1, ge=1, le=3, description="in phases 2 and 3 the mask is also the frame's prompt")
 
 
 def _mask_out(m: FrameMask) -> FrameMaskOut:
@@ -93,12 +94,12 @@ def timeline(project_id: int, video_id: int, store: StoreDep, _: Reader) -> list
 
 @router.put("/masklets/{masklet_id}/masks/{frame}", response_model=FrameMaskOut)
 def save_mask(
-    project_id: int, masklet_id: int, frame: int, body: MaskSave, store: StoreDep, user: Editor
+    project_id: int, masklet_id: int, frame: int, body: MaskSave, request: Request, store: StoreDep, user: Editor
 ) -> FrameMaskOut:
     """A mask drawn by hand; 409 when someone saved this frame since `expected_version`."""
     saved = service.save_drawn_mask(
         store, project_id, masklet_id, frame, body.rle.model_dump(), expected_version=body.expected_version,
-        by=user.name, role=user.role, seconds=body.seconds,
+        by=user.name, role=user.role, seconds=body.seconds, phase=body.phase, workflows=request.app.state.workflows,
     )  # fmt: skip
     return _mask_out(saved)
 

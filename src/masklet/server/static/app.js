@@ -391,7 +391,7 @@ async function putMask(mask) {
     state.masks.delete(state.selected);
     return null;
   }
-  const saved = await api("PUT", url, { rle: encodeRle(mask, canvas.height, canvas.width), expected_version: current ? current.version : null });
+  const saved = await api("PUT", url, { rle: encodeRle(mask, canvas.height, canvas.width), expected_version: current ? current.version : null, phase: state.phase });
   state.masks.set(state.selected, { mask, version: saved.version, source: saved.source });
   return saved;
 }
