@@ -90,6 +90,7 @@ class MaskletWorkflow:
         video_predictor: Any = None,
         stride: int | None = None,
         track_all_frames: bool = False,
+        feature_cache: Any = None,
     ) -> None:
         if phase not in PHASES:
             raise InvalidEditError(f"phase must be 1, 2 or 3, got {phase!r}")
@@ -98,6 +99,7 @@ class MaskletWorkflow:
         self.video = store.get_video(self.masklet.video_id)
         self.stride = annotation_stride(self.video, stride)
         self.track_all_frames = track_all_frames
+        self._feature_cache = feature_cache  # a predict.FeatureCache shared with other workflows
         owners = (model, getattr(image_predictor, "model", None), getattr(video_predictor, "model", None))
         self._model = next((m for m in owners if m is not None), None)
         if self._model is None:
@@ -377,7 +379,7 @@ class MaskletWorkflow:
         if self._image is None:
             from masklet.predict.image import ImagePredictor
 
-            self._image = ImagePredictor(self._model)
+            self._image = ImagePredictor(self._model, feature_cache=self._feature_cache)
         return self._image
 
     def _ready_session(self) -> Any:

@@ -42,11 +42,13 @@ class WorkflowRegistry:
         max_open: int = 8,
         idle_s: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
+        feature_cache: Any = None,
     ) -> None:
         if max_open < 1:
             raise ValueError(f"max_open must be at least 1, got {max_open}")
         self.store, self.model = store, model
         self.max_open, self.idle_s, self._clock = max_open, idle_s, clock
+        self.feature_cache = feature_cache  # one predict.FeatureCache for every workflow's image predictor
         self._open: OrderedDict[Key, _Open] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -81,7 +83,9 @@ class WorkflowRegistry:
             entry = self._open.get(key)
             if entry is None:
                 masklet_id, phase, by = key
-                work = MaskletWorkflow(self.store, masklet_id, phase=phase, by=by, model=self.model)
+                work = MaskletWorkflow(
+                    self.store, masklet_id, phase=phase, by=by, model=self.model, feature_cache=self.feature_cache
+                )
                 entry = self._open[key] = _Open(work, last_used=now)
             self._open.move_to_end(key)
             while len(self._open) > self.max_open:

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from masklet.errors import PromptError, SessionError
 from masklet.model.sam2 import ImageFeatures, SAM2Model
+from masklet.predict.feature_cache import FeatureCache
 from masklet.predict.mask_ops import fill_holes_and_sprinkles
 from masklet.predict.transforms import as_rgb_array, coords_to_model, preprocess_image, upsample_logits
 
@@ -42,9 +43,10 @@ class ImagePredictor:
 
     def __init__(
         self, model: SAM2Model, *, mask_threshold: float = 0.0, max_hole_area: float = 0.0,
-        max_sprinkle_area: float = 0.0,
+        max_sprinkle_area: float = 0.0, feature_cache: FeatureCache | None = None,
     ) -> None:
         self.model = model
+        self.feature_cache = feature_cache  # encodings shared with other predictors (a server's annotators)
         self.mask_threshold = mask_threshold
         # holes / specks up to this many low-res pixels are filled / removed before upsampling
         self.max_hole_area = max_hole_area
@@ -83,7 +85,10 @@ class ImagePredictor:
         self.reset_predictor()
         size = self.model.config.image_size
         batch = torch.stack([preprocess_image(img, size) for img in images]).to(self.device)
-        self._features = self.model.encode_image(batch)
+        if self.feature_cache is None or len(images) != 1:
+            self._features = self.model.encode_image(batch)
+        else:
+            self._features = self.feature_cache.features(self.model, batch, self.model.encode_image)
         self._image_embed = self.model.image_embedding(self._features)
         self._orig_hw = [img.shape[:2] for img in images]
 

@@ -15,6 +15,7 @@ from masklet import __version__
 from masklet.engine.jobs import JobRunner
 from masklet.engine.store import Store
 from masklet.engine.workspaces import WorkflowRegistry
+from masklet.predict.feature_cache import FeatureCache
 from masklet.server.errors import install_error_handlers
 from masklet.server.frames import FrameCache
 from masklet.server.model import load_model
@@ -30,8 +31,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     frames = FrameCache(settings.data_dir, quality=settings.frame_jpeg_quality)
     model = load_model(settings)
+    cache = FeatureCache(settings.embedding_cache_mib * 2**20)
     workflows = (
-        None if model is None else WorkflowRegistry(store, model, max_open=settings.max_open_workflows)
+        None
+        if model is None
+        else WorkflowRegistry(store, model, max_open=settings.max_open_workflows, feature_cache=cache)
     )
     stale = timedelta(seconds=settings.job_stale_after_s)
     runner = None if workflows is None else JobRunner(store, workflows, stale_after=stale)
