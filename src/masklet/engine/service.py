@@ -370,7 +370,7 @@ def save_drawn_mask(
     `phase`, so that their next click on the frame builds on it and, in phases 2 and 3, the
     tracking session takes it as the frame's mask prompt.
     """
-    from masklet.engine.store import StaleWriteError
+    from masklet.engine.store_checks import check_version
 
     if role is not None:
         require(role, Permission.EDIT, "edit masks")
@@ -382,11 +382,7 @@ def save_drawn_mask(
             phase=phase, duration_s=seconds,
         )  # fmt: skip
     current = {m.frame: m.version for m in store.get_frame_masks(masklet.id, frames=[frame])}.get(frame)
-    if current != expected_version:
-        raise StaleWriteError(
-            f"frame {frame} of masklet {masklet.id} is at version {current}, not {expected_version}: another "
-            "writer changed it since it was read; re-read it, reapply the edit and retry"
-        )
+    check_version(current, expected_version, f"frame {frame} of masklet {masklet.id}")
     with workflows.workflow(masklet.id, phase=phase or 1, by=by) as work:
         if work.version(frame) != current:
             work.refresh()  # saved elsewhere since this workflow read it

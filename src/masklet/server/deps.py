@@ -61,3 +61,6 @@ UserDep = Annotated[User, Depends(current_user)]
 def user_allowed_to(permission: Permission, what: str) -> Any:
     """`Annotated[User, ...]` for a route parameter: the current user, checked for `permission`."""
     return Annotated[User, Depends(allowed_to(permission, what))]
+
+
+Reader = user_allowed_to(Permission.READ, "read projects")  # any logged-in role

@@ -10,11 +10,19 @@ from masklet.engine.service import MaskletBusy
 from masklet.engine.store import DuplicateError, StaleWriteError
 from masklet.engine.users import AuthError
 from masklet.errors import MaskletError, NotFoundError
+from masklet.server.model import ModelUnavailable
+
+
+class OutsideServedFolders(MaskletError):
+    """A path that resolves outside every folder the server serves."""
+
 
 # most specific first: DuplicateError is an InvalidEditError, every one a MaskletError
 STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (AuthError, 401),
     (PermissionDenied, 403),
+    (OutsideServedFolders, 403),
+    (ModelUnavailable, 503),
     (NotFoundError, 404),
     (DuplicateError, 409),
     (StaleWriteError, 409),
@@ -23,17 +31,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
-class OutsideServedFolders(MaskletError):
-    """A path that resolves outside every folder the server serves."""
-
-
 def status_for(exc: Exception) -> int:
-    from masklet.server.model import ModelUnavailable
-
-    if isinstance(exc, OutsideServedFolders):
-        return 403
-    if isinstance(exc, ModelUnavailable):
-        return 503
     return next(code for cls, code in STATUS_OF if isinstance(exc, cls))
 
 

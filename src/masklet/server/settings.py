@@ -34,7 +34,8 @@ class ServerSettings:
     image_size: int | None = None
     device: str = "cpu"
     max_open_workflows: int = 8
-    embedding_cache_mib: int = 1024  # image-encoder outputs shared by all annotators (100 MiB a frame at 1024 px)
+    # image-encoder outputs shared by all annotators (100 MiB a frame at 1024 px)
+    embedding_cache_mib: int = 1024
     job_stale_after_s: float = 30.0  # a job without a heartbeat this long has lost its server
 
     @property

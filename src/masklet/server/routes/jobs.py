@@ -11,13 +11,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from masklet.engine import jobs
-from masklet.engine.permissions import Permission
 from masklet.engine.vocabulary import JobStatus
-from masklet.server.deps import StoreDep, user_allowed_to
+from masklet.server.deps import Reader, StoreDep
 from masklet.server.model import ASSISTANCE_OFF, ModelUnavailable
 
 router = APIRouter(prefix="/api/projects/{project_id}", tags=["jobs"])
-Reader = user_allowed_to(Permission.READ, "read projects")
 POLL_S = 0.25
 
 

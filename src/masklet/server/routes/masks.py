@@ -12,15 +12,13 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from masklet.engine import service
-from masklet.engine.permissions import Permission
 from masklet.engine.records import FrameMask
 from masklet.engine.vocabulary import MaskletStatus
-from masklet.server.deps import StoreDep, user_allowed_to
+from masklet.server.deps import Reader, StoreDep
 from masklet.server.model import ASSISTANCE_OFF, ModelUnavailable
 from masklet.server.schemas import MaskletOut
 
 router = APIRouter(prefix="/api/projects/{project_id}", tags=["masks"])
-Reader = user_allowed_to(Permission.READ, "read projects")
 Editor = Reader  # logged in; the engine checks the role may edit (PermissionDenied: 403)
 EXPORT_FORMATS = ("sav", "sav-eval", "davis", "coco", "ytvis")
 
@@ -47,7 +45,9 @@ class MaskSave(BaseModel):
     rle: Rle
     expected_version: int | None = Field(description="the version drawn on; null when the frame had no mask")
     seconds: float | None = Field(default=None, ge=0, description="annotator time the mask took")
-    phase: int = Field(default=1, ge=1, le=3, description="in phases 2 and 3 the mask is also the frame's prompt")
+    phase: int = Field(
+        default=1, ge=1, le=3, description="in phases 2 and 3 the mask is also the frame's prompt"
+    )
 
 
 def _mask_out(m: FrameMask) -> FrameMaskOut:
@@ -94,7 +94,13 @@ def timeline(project_id: int, video_id: int, store: StoreDep, _: Reader) -> list
 
 @router.put("/masklets/{masklet_id}/masks/{frame}", response_model=FrameMaskOut)
 def save_mask(
-    project_id: int, masklet_id: int, frame: int, body: MaskSave, request: Request, store: StoreDep, user: Editor
+    project_id: int,
+    masklet_id: int,
+    frame: int,
+    body: MaskSave,
+    request: Request,
+    store: StoreDep,
+    user: Editor,
 ) -> FrameMaskOut:
     """A mask drawn by hand; 409 when someone saved this frame since `expected_version`."""
     saved = service.save_drawn_mask(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from masklet.engine import service
 from masklet.engine.permissions import Permission
 from masklet.engine.vocabulary import MaskletStatus, ReviewAction
-from masklet.server.deps import SettingsDep, StoreDep, user_allowed_to
+from masklet.server.deps import Reader, SettingsDep, StoreDep, user_allowed_to
 from masklet.server.paths import served_path
 from masklet.server.schemas import (
     MaskletOut,
@@ -21,7 +21,6 @@ from masklet.server.schemas import (
 )
 
 router = APIRouter(prefix="/api", tags=["projects"])
-Reader = user_allowed_to(Permission.READ, "read projects")
 Manager = user_allowed_to(Permission.MANAGE, "manage projects and videos")
 
 
