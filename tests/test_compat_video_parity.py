@@ -5,7 +5,9 @@ fixtures"), here with the official defaults: a correction on a tracked frame is 
 conditioning frame and the next propagation overwrites it (``click_correct_add`` call 3 equals
 call 1 in the reference). Calls are made exactly as the fixture script made them, and the
 official return values are checked: ``(frame_idx, obj_ids, masks (N, 1, H, W))``,
-``remove_object`` -> ``(obj_ids, [(frame_idx, masks), ...])``.
+``remove_object`` -> ``(obj_ids, [(frame_idx, masks), ...])``. Every session was recorded at
+256-px input on the 320x180 clip, 16 tracked frames each (past the bank: 32), hole filling off;
+tools/parity/README.md ("Sessions") says why. The full-size path is the native replay's.
 """
 
 from __future__ import annotations
@@ -24,29 +26,46 @@ _spec = importlib.util.spec_from_file_location(
 )
 checks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(checks)
-manifest, frames_dir = checks.manifest, checks.frames_dir  # pytest fixtures
+manifest = checks.manifest  # a pytest fixture
 pytestmark = [pytest.mark.slow, pytest.mark.threads(checks.FIXTURE_THREADS)]
 
+# every official-default session, each recorded on the 32-frame 320x180 clip at 256-px input (the
+# full-size path is the native replay's); past the bank also spills and evicts in the native test
 OFFICIAL = [
     "video_click_correct_add_official.npz",  # a, d (correction overwritten), f
     "video_two_objects_remove_official.npz",  # b, g
     "video_mask_official.npz",  # c
     "video_reverse_official.npz",  # e
+    "video_past_the_bank_official.npz",  # past the pointer and memory windows, reverse from 31
 ]
 
 
 @pytest.fixture(scope="module")
-def predictor(manifest, encoded_frames):
+def predictors(manifest, encoded_frames):
+    """A predictor per (clip, fill_hole_area), built as the fixture script built the official one."""
     from seeded_weights import seeded_state_dict, shapes_of, state_dict_digest
 
-    pred = build_sam2_video_predictor(manifest["config"], None, device="cpu")
-    weights = seeded_state_dict(shapes_of(pred.model.state_dict()), manifest["seed"])
-    digest = state_dict_digest(weights)
-    assert {f["weights_sha256"] for f in manifest["fixtures"].values()} == {digest}
-    pred.model.load_state_dict(weights, strict=True)
-    checks.reuse_frame_encodings(pred.model, digest, encoded_frames)
-    assert not pred.model.config.tracking.add_all_frames_to_correct_as_cond  # the official default
-    return pred
+    built: dict[tuple[str, int], SAM2VideoPredictor] = {}
+
+    def predictor_for(fixture: dict) -> SAM2VideoPredictor:
+        key = (fixture["clip"], fixture["fill_hole_area"])
+        if key not in built:
+            overrides = [o for o in fixture["hydra_overrides_extra"] if "image_size" in o]
+            base = build_sam2_video_predictor(
+                manifest["config"], None, device="cpu", hydra_overrides_extra=overrides
+            )
+            # official default (fill_hole_area=8), or what the fixture script set after building
+            pred = SAM2VideoPredictor(base.model, fill_hole_area=fixture["fill_hole_area"])
+            assert pred.image_size == manifest["clips"][fixture["clip"]]["image_size"]
+            weights = seeded_state_dict(shapes_of(pred.model.state_dict()), manifest["seed"])
+            assert fixture["weights_sha256"] == state_dict_digest(weights)
+            pred.model.load_state_dict(weights, strict=True)
+            checks.reuse_frame_encodings(pred.model, state_dict_digest(weights), encoded_frames)
+            assert not pred.model.config.tracking.add_all_frames_to_correct_as_cond  # official
+            built[key] = pred
+        return built[key]
+
+    return predictor_for
 
 
 def _official_call(pred, state, call: dict):
@@ -66,7 +85,10 @@ def _official_call(pred, state, call: dict):
         assert frame == call["frame"] and masks.ndim == 4 and masks.shape[1] == 1
         yield frame, obj_ids, masks[:, 0]
     elif kind == "propagate":
-        frames = pred.propagate_in_video(state, start_frame_idx=call.get("start"), reverse=call["reverse"])
+        frames = pred.propagate_in_video(
+            state, start_frame_idx=call.get("start"), reverse=call["reverse"],
+            max_frame_num_to_track=call.get("max_frame_num_to_track"),
+        )  # fmt: skip
         for frame, obj_ids, masks in frames:
             assert masks.ndim == 4 and masks.shape[1] == 1
             yield frame, obj_ids, masks[:, 0]
@@ -80,44 +102,18 @@ def _official_call(pred, state, call: dict):
 
 
 @pytest.mark.parametrize("fname", OFFICIAL)
-def test_compat_matches_official(predictor, manifest, frames_dir, data_dir, fname):
+def test_compat_matches_official(predictors, manifest, data_dir, fname):
     fixture = manifest["fixtures"][fname]
     assert fixture["semantics"] == "official"
-    z = np.load(data_dir / "parity" / fname)
-    state = predictor.init_state(str(frames_dir))
-    try:
-        assert (state["num_frames"], state["video_height"], state["video_width"]) == (16, 540, 960)
-        for k, call in enumerate(fixture["calls"]):
-            outputs = _official_call(predictor, state, call)
-            checks.compare_call(z, f"call{k}", manifest["logits_stride"], outputs, state.session)
-    finally:
-        state.close()
-
-
-def test_compat_past_the_bank_matches_official(manifest, data_dir, encoded_frames):
-    """The official defaults over 32 frames at 256-px input: the correction on tracked frame 26 is
-    overwritten by the next propagation, as upstream; the rest as in the native past-the-bank test."""
-    from seeded_weights import seeded_state_dict, shapes_of, state_dict_digest
-
-    fname = "video_past_the_bank_official.npz"
-    fixture = manifest["fixtures"][fname]
-    assert fixture["semantics"] == "official"
-    overrides = [o for o in fixture["hydra_overrides_extra"] if "image_size" in o]
-    built = build_sam2_video_predictor(
-        manifest["config"], None, device="cpu", hydra_overrides_extra=overrides
-    )
-    # the fixture script set fill_hole_area on the official predictor after building it
-    pred = SAM2VideoPredictor(built.model, fill_hole_area=fixture["fill_hole_area"])
-    assert pred.image_size == manifest["clips"][fixture["clip"]]["image_size"]
-    weights = seeded_state_dict(shapes_of(pred.model.state_dict()), manifest["seed"])
-    pred.model.load_state_dict(weights, strict=True)
-    checks.reuse_frame_encodings(pred.model, state_dict_digest(weights), encoded_frames)
+    clip = manifest["clips"][fixture["clip"]]
+    pred = predictors(fixture)
     z = np.load(data_dir / "parity" / fname)
     state = pred.init_state(str(checks.clip_dir(data_dir, manifest, fixture["clip"])))
     try:
-        for k, call in enumerate(fixture["calls"]):
-            outputs = _official_call(pred, state, call)
-            stride = manifest["clips"][fixture["clip"]]["logits_stride"]
-            checks.compare_call(z, f"call{k}", stride, outputs, state.session)
+        assert (state["num_frames"], state["video_height"], state["video_width"]) == (32, 180, 320)
+        with checks.fixture_threads(fixture):
+            for k, call in enumerate(fixture["calls"]):
+                outputs = _official_call(pred, state, call)
+                checks.compare_call(z, f"call{k}", clip["logits_stride"], outputs, state.session)
     finally:
         state.close()

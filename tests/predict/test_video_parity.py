@@ -22,15 +22,18 @@ past the bank (256 px, 32 frames, the reverse pass), masks 99.991 %, logits 1.02
 moves logits by 0.02-0.15.
 
 The native session makes corrections conditioning frames: it is compared with the recorded run
-under ``add_all_frames_to_correct_as_cond=true``. The official-default runs go through compat.
+under ``add_all_frames_to_correct_as_cond=true``. The official-default runs go through compat,
+recorded at 256-px input on the 320x180 clip (tools/parity/README.md says why).
 The shared ``encoded_frames`` fixture lets each frame be encoded once for both files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -51,10 +54,10 @@ DIFF_CORR, DIFF_MAE = 0.99, 5e-4
 LOGIT_CLOSE = 0.999
 NO_OBJ_SCORE = -1024.0
 
-# The native session's own semantics (corrections stick), scenarios a, d, f of issue 3. The other
-# recorded sessions never prompt a tracked frame, so both semantics give the same run, and
-# tests/test_compat_video_parity.py replays them through compat, which drives this same
-# TrackingSession: replaying them here too would double 6 minutes of full-size tracking.
+# The native session's own semantics (corrections stick), scenarios a, d, f of issue 3, at full
+# size. The other recorded sessions never prompt a tracked frame, so both semantics give the same
+# run; tests/test_compat_video_parity.py replays them (at 256 px) through compat, which drives
+# this same TrackingSession.
 NATIVE = ["video_click_correct_add_correct_as_cond.npz"]
 
 
@@ -89,13 +92,15 @@ def model(manifest, encoded_frames):
 def reuse_frame_encodings(net, weights_digest: str, cache: dict) -> None:
     """Let `net.encode_image` return earlier features for the same pixels (a test speed-up only).
 
-    The encoder is deterministic and has its own parity tests; the cached tensors are handed out
-    as clones so that nothing downstream can change them.
+    The encoder is deterministic for a thread count (part of the key: a fixture recorded with
+    one thread is replayed with one-thread encodings) and has its own parity tests; the cached
+    tensors are handed out as clones so that nothing downstream can change them.
     """
     encode = net.encode_image
 
     def encode_once(pixels: torch.Tensor) -> ImageFeatures:
-        key = (weights_digest, hashlib.sha256(pixels.detach().cpu().numpy().tobytes()).hexdigest())
+        digest = hashlib.sha256(pixels.detach().cpu().numpy().tobytes()).hexdigest()
+        key = (weights_digest, torch.get_num_threads(), digest)
         if key not in cache:
             cache[key] = encode(pixels)
         features = cache[key]
@@ -105,6 +110,18 @@ def reuse_frame_encodings(net, weights_digest: str, cache: dict) -> None:
         )
 
     net.encode_image = encode_once
+
+
+@contextlib.contextmanager
+def fixture_threads(fixture: dict) -> Iterator[None]:
+    """Run with the intra-op thread count the fixture was recorded with (manifest "threads";
+    FIXTURE_THREADS for the fixtures recorded before the key existed)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(fixture.get("threads", FIXTURE_THREADS))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def rect_mask(rect: list[int], height: int, width: int) -> np.ndarray:
@@ -133,7 +150,9 @@ def _replay(session, call: dict, ref_frames: list[int]):
         obj_ids, logits = session.add_prompt(frame=call["frame"], obj_id=call["obj_id"], mask=mask)
         yield call["frame"], obj_ids, logits
     elif kind == "propagate":
-        yield from session.propagate(start=call.get("start"), reverse=call["reverse"])
+        limit = call.get("max_frame_num_to_track")  # official: that many frames after the start
+        max_frames = None if limit is None else limit + 1
+        yield from session.propagate(start=call.get("start"), max_frames=max_frames, reverse=call["reverse"])
     elif kind == "remove":
         assert session.remove_object(call["obj_id"]) == call["obj_ids_after"]
         for frame in ref_frames:  # the official call returns the frames where the object had prompts
