@@ -16,10 +16,10 @@ Writes benchmarks/results/server_clicks.json and .md with the machine it ran on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import random
-import socket
 import sys
 import tempfile
 import threading
@@ -31,12 +31,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "tests" / "data" / "videos" / "bedroom_1s.mp4"  # 480x270, 30 frames at 30 fps
 OUT = REPO / "benchmarks" / "results"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -55,7 +49,6 @@ def main() -> int:
 
     import httpx
     import torch
-    import uvicorn
 
     from masklet.engine.store import Store
     from masklet.engine.users import add_user, ensure_first_admin
@@ -63,6 +56,7 @@ def main() -> int:
     from masklet.io.masks import encode_rle
     from masklet.predict.image import ImagePredictor
     from masklet.server import ServerSettings, create_app
+    from masklet.server.local import running_server
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="masklet-bench-"))
@@ -78,13 +72,9 @@ def main() -> int:
     torch.manual_seed(0)
     settings = ServerSettings(database_url=url, data_dir=tmp / "data", media_roots=(media,), random_weights=True,
                               image_size=args.image_size, max_open_workflows=args.annotators + 1)  # fmt: skip
+    server = contextlib.ExitStack()
     app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}/api"
+    base = server.enter_context(running_server(app)) + "/api"
 
     def login(name: str, password: str) -> httpx.Client:
         client = httpx.Client(base_url=base, timeout=600)
@@ -169,7 +159,7 @@ def main() -> int:
     with Store(url) as store:
         stored = {(m.masklet_id, m.frame): m.version for ml in masklets for m in store.get_frame_masks(ml)}
     lost = [k for k, v in acknowledged.items() if stored.get(k, 0) < v]
-    server.should_exit = True
+    server.close()
 
     result = {
         "machine": {

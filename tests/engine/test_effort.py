@@ -124,3 +124,18 @@ def test_time_logged_on_the_edits_themselves_counts_once(store: Store, video: Vi
     store.put_frame_masks(m.id, masks, source="propagated", by="ann", phase=2, duration_s=4.5)
     (two,) = effort_table(store, video_id=video.id).phases
     assert two.seconds == pytest.approx(8.0) and two.time_per_frame_s == pytest.approx(8.0 / 4)
+
+
+def test_a_deleted_masklet_leaves_the_effort_table(store: Store, video: Video) -> None:
+    ids = build_log(store, video)
+    for name in ("c", "b"):  # B's re-annotation C (a check, its time left out) goes first
+        m = store.get_masklet(ids[name])
+        store.delete_masklet(m.id, expected_version=m.version, by="qa")
+    one, three = effort_table(store, project_id=video.project_id).phases
+    assert (one.frames, one.seconds, one.checked) == (2, pytest.approx(28.0), 1)  # A untouched; D checks A
+    # Phase 3 keeps only the examining time logged on the video, on no masklet
+    assert (three.masklets, three.frames, three.edited_frames, three.clicks) == (0, 0, 0, 0)
+    assert three.seconds == pytest.approx(2.0)
+    history = store.list_events(project_id=video.project_id)
+    assert sum(e.payload.get("deleted_masklet") == ids["b"] for e in history) >= 5
+    assert [e.payload["frames"] for e in history if e.action == "masklet.delete"] == [2, 4]

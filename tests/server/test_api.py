@@ -359,3 +359,94 @@ def test_propagation_job_streams_progress_and_saves_frames(model_client) -> None
         f"{base}/propagate", json={"phase": 3, "start": 12, "reverse": True}, headers=ann
     ).json()
     assert back["frames_total"] == 3  # 12, 8, 4 (frame 0 is the annotator's)
+
+
+def test_upload_video_with_a_size_limit(store_url: str, tmp_path: Path, media: Path) -> None:
+    with Store(store_url) as store:
+        ensure_first_admin(store, PASSWORD["admin"])
+        add_user(store, "ann", "annotator", password=PASSWORD["ann"], by="test")
+    data = tmp_path / "data"
+    settings = ServerSettings(database_url=store_url, data_dir=data, max_upload_mib=1)
+    with fastapi_testclient.TestClient(create_app(settings)) as client:
+        admin, ann = token(client, "admin"), token(client, "ann")
+        pid = client.post("/api/projects", json={"name": "p"}, headers=admin).json()["id"]
+        url = f"/api/projects/{pid}/videos/upload"
+        body = (media / "clip.mp4").read_bytes()
+
+        def upload(name: str, content, headers=admin):
+            return client.post(url, params={"name": name}, content=content, headers=headers)
+
+        assert upload("clip.mp4", body, ann).status_code == 403
+        for name in ("../clip.mp4", "a/clip.mp4", "..mp4", ".clip.mp4", "clip.txt", "c\\lip.mp4"):
+            r = upload(name, body)
+            assert r.status_code == 400, (name, r.text)
+        too_big = b"\0" * (2**20 + 1)
+        r = upload("big.mp4", too_big)  # Content-Length over the limit: refused before reading
+        assert r.status_code == 413 and "1 MiB" in r.json()["detail"]
+        r = upload("big.mp4", iter([too_big[:600_000], too_big[600_000:]]))  # chunked: no length given
+        assert r.status_code == 413
+        corrupt = upload("broken.mp4", b"not a video" * 100)
+        assert corrupt.status_code == 400 and "broken.mp4" in corrupt.json()["detail"]
+        assert upload("empty.mp4", b"").status_code == 400
+        assert not [p for p in (data / "uploads").rglob("*") if p.is_file()]  # nothing refused was kept
+
+        first = upload("clip.mp4", body)
+        assert first.status_code == 201, first.text
+        video = first.json()
+        assert (video["width"], video["height"], video["frame_count"]) == (128, 96, 6)
+        assert video["file"] == "clip.mp4" and (data / "uploads" / str(pid) / "clip.mp4").is_file()
+        same = upload("clip.mp4", body)  # the same video twice in a project
+        assert same.status_code == 409 and not (data / "uploads" / str(pid) / "clip-1.mp4").exists()
+        other = upload("clip.mp4", (media / "long.mp4").read_bytes())  # the name again: not an overwrite
+        assert other.json()["file"] == "clip-1.mp4" and other.json()["name"] == "clip-1"
+        assert client.get(f"/api/videos/{video['id']}/frames/5.jpg", headers=ann).status_code == 200
+        assert client.post("/api/projects/999/videos/upload", params={"name": "x.mp4"}, content=body,
+                           headers=admin).status_code == 404  # fmt: skip
+
+
+def test_rename_categorise_and_delete_objects(client, store_url: str) -> None:
+    admin, ann, rev = token(client, "admin"), token(client, "ann"), token(client, "rev")
+    pid = client.post("/api/projects", json={"name": "p"}, headers=admin).json()["id"]
+    vid = client.post(f"/api/projects/{pid}/videos", json={"path": "clip.mp4"}, headers=admin).json()["id"]
+    new = client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={}, headers=ann).json()
+    url = f"/api/projects/{pid}/masklets/{new['id']}"
+    assert new["name"] is None and new["version"] == 1
+    assert client.patch(url, json={"version": 1, "name": "girl"}, headers=rev).status_code == 403
+    named = client.patch(url, json={"version": 1, "name": "girl", "category": "person"}, headers=ann)
+    assert named.status_code == 200, named.text
+    assert (named.json()["name"], named.json()["category"], named.json()["version"]) == ("girl", "person", 2)
+    stale = client.patch(url, json={"version": 1, "category": "cat"}, headers=admin)
+    assert stale.status_code == 409
+    kept = client.patch(url, json={"version": 2, "category": None}, headers=ann).json()  # name left out: kept
+    assert (kept["name"], kept["category"], kept["version"]) == ("girl", None, 3)
+    assert client.patch(url, json={"version": 3}, headers=ann).status_code == 400  # nothing to change
+    listed = client.get(f"/api/projects/{pid}/masklets", headers=rev).json()
+    assert [(m["id"], m["name"]) for m in listed] == [(new["id"], "girl")]
+
+    mask = np.zeros((96, 128), bool)
+    mask[10:30, 20:60] = True
+    for frame in (0, 4):
+        put = client.put(f"{url}/masks/{frame}", json={"rle": _rle(mask), "expected_version": None, "seconds": 2.0},
+                         headers=ann)  # fmt: skip
+        assert put.status_code == 200
+    version = client.get(f"/api/projects/{pid}/masklets", headers=ann).json()[0]["version"]
+    assert client.delete(url, params={"version": version}, headers=rev).status_code == 403
+    assert client.delete(url, params={"version": version - 1}, headers=ann).status_code == 409
+    assert client.delete(url, params={"version": version}, headers=ann).status_code == 204
+    assert client.get(f"/api/projects/{pid}/masklets", headers=ann).json() == []
+    assert client.get(f"/api/projects/{pid}/videos/{vid}/frames/4/masks", headers=ann).json() == []
+    assert client.delete(url, params={"version": version}, headers=ann).status_code == 404
+    assert client.get(f"/api/projects/{pid}/effort", headers=rev).status_code == 200
+    with Store(store_url) as store:
+        gone = [e for e in store.list_events(project_id=pid) if e.action == "masklet.delete"]
+        assert len(gone) == 1 and gone[0].payload["frames"] == 2 and gone[0].by == "ann"
+        assert all(e.masklet_id is None for e in store.list_events(project_id=pid))  # history kept
+
+    accepted = client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={}, headers=ann).json()
+    with Store(store_url) as store:
+        m = store.set_masklet_status(accepted["id"], "in_review", expected_version=1, by="ann")
+        m = store.set_masklet_status(m.id, "accepted", expected_version=m.version, by="rev")
+    refused = client.delete(
+        f"/api/projects/{pid}/masklets/{m.id}", params={"version": m.version}, headers=admin
+    )
+    assert refused.status_code == 400 and "accepted" in refused.json()["detail"]

@@ -12,9 +12,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
-import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from masklet.io.frames import open_frame_source
 from masklet.io.masks import decode_rle
 from masklet.io.synthetic import write_mp4
 from masklet.server import ServerSettings, create_app
+from masklet.server.local import running_server
 
 if os.environ.get("MASKLET_REQUIRE_BROWSER"):  # CI: a missing browser or driver is a failure, not a skip
     import playwright.sync_api as playwright_api
@@ -45,16 +43,9 @@ SHOTS = REPO / "test-artifacts" / "page"
 PASSWORD = {"admin": "admin-pass-1", "rev": "reviewer-pass"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path: Path, data_dir: Path):
     import torch
-    import uvicorn
 
     media = tmp_path / "media"
     media.mkdir()
@@ -67,18 +58,8 @@ def server(tmp_path: Path, data_dir: Path):
     torch.manual_seed(0)
     settings = ServerSettings(database_url=url, data_dir=tmp_path / "data", media_roots=(media,),
                               random_weights=True, image_size=256)  # fmt: skip
-    app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", url
-    server.should_exit = True
-    thread.join(30)
+    with running_server(create_app(settings)) as base:
+        yield base, url
 
 
 def _log_in(page, base: str, name: str) -> None:
@@ -144,6 +125,21 @@ def test_annotate_review_export_in_a_browser(server, tmp_path: Path) -> None:
         assert changed.sum() > 100, "no mask drawn after the click"
         _shot(page, "03_clicked.png")
 
+        # 3b. name the object, give it a category; an object added by mistake is deleted
+        page.fill("#object-editor input[name=name]", "girl")
+        page.fill("#object-editor input[name=category]", "person")
+        page.click("#save-object")
+        page.wait_for_function(
+            "document.querySelector('#objects li.selected').textContent.includes('girl · person')"
+        )
+        page.click("#add-object")
+        page.wait_for_function("document.querySelectorAll('#timeline .lane').length === 2")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#delete-object")
+        page.wait_for_function("document.querySelector('#message').textContent.includes('object deleted')")
+        assert page.locator("#timeline .lane").count() == 1
+        page.click("#objects li")
+
         # 4. propagate and watch the timeline fill (frames 4, 8, ..., 28)
         page.click("#propagate-fwd")
         page.wait_for_function(
@@ -170,7 +166,9 @@ def test_annotate_review_export_in_a_browser(server, tmp_path: Path) -> None:
         shown = {}
         for frame in range(0, 32, 4):
             page.locator("#timeline .lane span").nth(frame // 4).click()
-            page.wait_for_function(f"document.querySelector('#frame-label').textContent.startsWith('frame {frame} ')")
+            page.wait_for_function(
+                f"document.querySelector('#frame-label').textContent.startsWith('frame {frame} ')"
+            )
             shown[frame] = page.evaluate(
                 f"async () => (await (await fetch('/api/projects/1/videos/1/frames/{frame}/masks')).json())[0].rle"
             )
@@ -202,8 +200,22 @@ def test_annotate_review_export_in_a_browser(server, tmp_path: Path) -> None:
         exported = read_sav_json(tmp_path / name).to_eval_masks()
         assert list(exported) == [0] and sorted(exported[0]) == list(range(0, 32, 4))
         for frame, rle in shown.items():
-            np.testing.assert_array_equal(exported[0][frame].decode(), decode_rle(rle), err_msg=f"frame {frame}")
+            np.testing.assert_array_equal(
+                exported[0][frame].decode(), decode_rle(rle), err_msg=f"frame {frame}"
+            )
         _shot(page, "07_project.png")
+
+        # 8. a video uploaded from the browser (by the admin)
+        page.click("#logout")
+        page.wait_for_selector("#login-view:not([hidden])")
+        _log_in(page, base, "admin")
+        page.fill("#new-project input[name=name]", "uploads")
+        page.click("#new-project button")
+        page.wait_for_selector("#project-view:not([hidden])")
+        page.set_input_files("#upload-video input[type=file]", str(tmp_path / "media" / "bedroom.mp4"))
+        page.click("#upload-video button")
+        page.wait_for_selector("#video-list a[data-video]")
+        assert page.inner_text("#video-list").startswith("bedroom — 320×180, 32 frames")
         assert not errors, errors
         browser.close()
     with Store(url) as store:

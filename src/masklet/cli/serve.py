@@ -62,7 +62,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         database_url=database_url(args), data_dir=Path(args.data_dir), media_roots=tuple(roots),
         secure_cookies=args.secure_cookies, model=args.model, checkpoint=args.checkpoint,
         random_weights=args.random_weights, image_size=args.image_size, device=args.device,
-        job_stale_after_s=args.job_stale_after,
+        job_stale_after_s=args.job_stale_after, max_upload_mib=args.max_upload_mib,
     )  # fmt: skip
 
 
@@ -76,6 +76,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     with open_store(args) as store:
         first = ensure_first_admin(store, os.environ.get(ADMIN_PASSWORD_ENV) or None)
+        if first is not None and not args.no_sample:
+            from masklet.engine.sample import add_sample_project
+
+            sample = add_sample_project(store, settings.data_dir)
+            note(f"first run: added the project {sample.project.name!r} with a {sample.video.frame_count}-frame "
+                 f"clip ({sample.video.path}); --no-sample skips it")  # fmt: skip
     if first is not None:
         if first.generated_password is None:
             note(f"first run: added user admin with the password from ${ADMIN_PASSWORD_ENV}")
@@ -116,6 +122,10 @@ def register(subparsers: Any) -> None:
                    help="no checkpoint: the real architecture with random weights (demos, tests)")  # fmt: skip
     p.add_argument("--image-size", type=int, default=None, help="model input size (default 1024)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--max-upload-mib", type=int, default=2048, metavar="MIB",
+                   help="largest video upload accepted (default 2048); larger ones get 413")  # fmt: skip
+    p.add_argument("--no-sample", action="store_true",
+                   help="on first run, do not add the sample project (a short synthetic clip)")  # fmt: skip
     p.add_argument("--job-stale-after", type=float, default=30.0, metavar="SECONDS",
                    help="a propagation job without a heartbeat this long is marked interrupted (its server died)")  # fmt: skip
     p.set_defaults(func=cmd_serve)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from masklet.engine.store import Event, Masklet, Store
-from masklet.engine.vocabulary import TIME_ACTIONS, EventAction, MaskSource
+from masklet.engine.vocabulary import DELETED_MASKLET, TIME_ACTIONS, EventAction, MaskSource
 from masklet.errors import MaskletError
 from masklet.io.masks import decode_rle
 
@@ -171,8 +171,8 @@ def effort_table(
     checks = set(realigned.values())
     per_phase: dict[int, dict[str, Any]] = {}
     for e in store.list_events(project_id=project_id, video_id=video_id):
-        if e.phase is None or e.masklet_id in checks:
-            continue
+        if e.phase is None or e.masklet_id in checks or DELETED_MASKLET in e.payload:
+            continue  # the table describes the masklets that exist: a deleted one's work leaves it
         acc = per_phase.setdefault(
             e.phase,
             {"masklets": set(), "frames": set(), "edited": set(), "clicked": set(), "clicks": 0, "s": 0.0},

@@ -35,7 +35,6 @@ __all__ = [
     "MaskletBusy",
     "FrameMasks",
     "ProjectSummary",
-    "TimelineLane",
     "ReviewAction",
     "TimelineLane",
     "add_project_video",
@@ -44,6 +43,8 @@ __all__ = [
     "create_video_masklet",
     "decide_review",
     "delete_mask",
+    "delete_video_masklet",
+    "describe_masklet",
     "export_project_files",
     "find_project",
     "frame_masks",
@@ -324,6 +325,44 @@ def create_video_masklet(
         require(role, Permission.EDIT, "create masklets")
     video = video_of_project(store, find_project(store, project), video_id)
     return store.create_masklet(video.id, by=by, obj_id=obj_id, category=category)
+
+
+def describe_masklet(
+    store: Store,
+    project: ProjectRef,
+    masklet_id: int,
+    *,
+    expected_version: int,
+    by: str,
+    role: Role | str | None = None,
+    **changes: str | None,
+) -> Masklet:
+    """Rename a project's masklet and/or set its category (`name=`, `category=`; None clears)."""
+    if role is not None:
+        require(role, Permission.EDIT, "rename masklets or set their category")
+    unknown = set(changes) - {"name", "category"}
+    if unknown:
+        raise MaskletError(f"a masklet has a name and a category, not {', '.join(sorted(unknown))}")
+    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
+    check_not_propagating(store, masklet.id)
+    return store.describe_masklet(masklet.id, expected_version=expected_version, by=by, **changes)
+
+
+def delete_video_masklet(
+    store: Store,
+    project: ProjectRef,
+    masklet_id: int,
+    *,
+    expected_version: int,
+    by: str,
+    role: Role | str | None = None,
+) -> int:
+    """Delete a project's masklet that is not accepted, with its masks; returns how many frames it had."""
+    if role is not None:
+        require(role, Permission.EDIT, "delete masklets")
+    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
+    check_not_propagating(store, masklet.id)
+    return store.delete_masklet(masklet.id, expected_version=expected_version, by=by)
 
 
 @dataclass(frozen=True, slots=True)

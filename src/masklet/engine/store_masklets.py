@@ -1,15 +1,26 @@
-"""`Store` methods for masklets: create one, read and list them, move one through review."""
+"""`Store` methods for masklets: create one, read and list them, name it, move it through review, delete it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from masklet.engine.records import Masklet, as_masklet
-from masklet.engine.schema import MASKLET_TYPES, STATUSES, MaskletRow, VideoRow, utc_now
+from masklet.engine.schema import (
+    MASKLET_TYPES,
+    STATUSES,
+    EventRow,
+    FrameMaskRow,
+    JobRow,
+    MaskletRow,
+    PromptRow,
+    VideoRow,
+    utc_now,
+)
 from masklet.engine.store_base import (
     StoreMethods,
     add_event,
@@ -27,7 +38,7 @@ from masklet.engine.store_checks import (
     json_text,
     one_of,
 )
-from masklet.engine.vocabulary import EventAction
+from masklet.engine.vocabulary import DELETED_MASKLET, EventAction
 
 # Allowed status changes; a rejected masklet goes back to the annotation queue.
 TRANSITIONS = MappingProxyType(
@@ -38,6 +49,9 @@ TRANSITIONS = MappingProxyType(
         "accepted": frozenset({"in_review"}),
     }
 )
+
+
+KEEP: Any = object()  # describe_masklet: leave this field as it is
 
 
 class MaskletMethods(StoreMethods):
@@ -144,3 +158,67 @@ class MaskletMethods(StoreMethods):
             )
             s.flush()
             return as_masklet(row)
+
+    def describe_masklet(
+        self,
+        masklet_id: int,
+        *,
+        expected_version: int,
+        by: str,
+        name: str | None = KEEP,
+        category: str | None = KEEP,
+    ) -> Masklet:
+        """Set (or with None clear) a masklet's display name (`meta["name"]`) and its category."""
+        changes: dict[str, Any] = {}
+        for field, value in (("name", name), ("category", category)):
+            if value is not KEEP:
+                if value is not None:
+                    check_text(value, field)
+                changes[field] = value
+        if not changes:
+            raise InvalidEditError(f"masklet {masklet_id}: give a name or a category to change")
+        with self._write() as s:
+            row, video = masklet_and_video(s, masklet_id, lock=True)
+            check_version(row.version, expected_version, f"masklet {masklet_id}")
+            if "name" in changes:
+                meta = json.loads(row.meta)
+                if changes["name"] is None:
+                    meta.pop("name", None)
+                else:
+                    meta["name"] = changes["name"]
+                row.meta = json_text(meta, "masklet meta")
+            if "category" in changes:
+                row.category = changes["category"]
+            bump_version(row, utc_now())
+            add_event(s, EventAction.MASKLET_EDIT, changes, by=by, video=video, masklet_id=masklet_id)
+            s.flush()
+            return as_masklet(row)
+
+    def delete_masklet(self, masklet_id: int, *, expected_version: int, by: str) -> int:
+        """Delete a masklet that is not accepted, with its masks, prompts and finished jobs.
+
+        Returns how many frame masks went. Its events stay (the history keeps what was done and
+        when), without the masklet and marked `"deleted_masklet": id` in their payload, which
+        keeps them out of the effort table; a `masklet.delete` event records the deletion.
+        """
+        with self._write() as s:
+            row, video = masklet_and_video(s, masklet_id, lock=True)
+            check_version(row.version, expected_version, f"masklet {masklet_id}")
+            if row.status == "accepted":
+                raise InvalidEditError(
+                    f"masklet {masklet_id} is accepted; a reviewer moves it back to review before it can be deleted"
+                )
+            frames = s.scalar(
+                select(func.count()).select_from(FrameMaskRow).where(FrameMaskRow.masklet_id == masklet_id)
+            )
+            for table in (FrameMaskRow, PromptRow, JobRow):
+                s.execute(delete(table).where(table.masklet_id == masklet_id))
+            for event in s.scalars(select(EventRow).where(EventRow.masklet_id == masklet_id)):
+                payload = json.loads(event.payload)
+                payload[DELETED_MASKLET] = masklet_id
+                event.payload, event.masklet_id = json_text(payload, "event payload"), None
+            payload = {"masklet_id": masklet_id, "obj_id": row.obj_id, "status": row.status, "frames": frames}
+            add_event(s, EventAction.MASKLET_DELETE, payload, by=by, video=video)
+            s.delete(row)
+            s.flush()
+            return int(frames or 0)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from masklet.engine.records import User
 from masklet.engine.schema import utc_now
-from masklet.engine.store import Store
+from masklet.engine.store import DuplicateError, Store
 from masklet.engine.vocabulary import Role, TokenKind
 from masklet.errors import MaskletError, NotFoundError
 
@@ -125,4 +125,7 @@ def ensure_first_admin(store: Store, password: str | None = None) -> NewUser | N
     """
     if store.count_users():
         return None
-    return add_user(store, "admin", Role.ADMIN, password=password, by="first run")
+    try:
+        return add_user(store, "admin", Role.ADMIN, password=password, by="first run")
+    except DuplicateError:
+        return None  # another worker on this database added it a moment ago

@@ -89,6 +89,10 @@ class TokenKind(StrEnum):
     API = "api"  # a bearer token for scripts; until revoked
 
 
+# the payload key that marks the events of a deleted masklet (their masklet_id is then null)
+DELETED_MASKLET = "deleted_masklet"
+
+
 class EventAction(StrEnum):
     """What an event row records (`events.action`)."""
 
@@ -97,6 +101,8 @@ class EventAction(StrEnum):
     VIDEO_META = "video.meta"
     MASKLET_CREATE = "masklet.create"
     MASKLET_STATUS = "masklet.status"
+    MASKLET_EDIT = "masklet.edit"
+    MASKLET_DELETE = "masklet.delete"
     MASK_PUT = "mask.put"
     MASK_DELETE = "mask.delete"
     MASK_EDIT = "mask.edit"

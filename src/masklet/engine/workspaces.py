@@ -84,7 +84,12 @@ class WorkflowRegistry:
             if entry is None:
                 masklet_id, phase, by = key
                 work = MaskletWorkflow(
-                    self.store, masklet_id, phase=phase, by=by, model=self.model, feature_cache=self.feature_cache
+                    self.store,
+                    masklet_id,
+                    phase=phase,
+                    by=by,
+                    model=self.model,
+                    feature_cache=self.feature_cache,
                 )
                 entry = self._open[key] = _Open(work, last_used=now)
             self._open.move_to_end(key)
@@ -96,6 +101,13 @@ class WorkflowRegistry:
         for work in to_close:
             work.close()
         return entry
+
+    def discard(self, masklet_id: int) -> None:
+        """Close every open workflow of a masklet (deleted: nothing will use them again)."""
+        with self._lock:
+            works = [self._open.pop(k).work for k in list(self._open) if k[0] == masklet_id]
+        for work in works:
+            work.close()
 
     def close(self) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from masklet.engine.permissions import PermissionDenied
 from masklet.engine.service import MaskletBusy
 from masklet.engine.store import DuplicateError, StaleWriteError
+from masklet.engine.uploads import UploadTooLarge
 from masklet.engine.users import AuthError
 from masklet.errors import MaskletError, NotFoundError
 from masklet.server.model import ModelUnavailable
@@ -23,6 +24,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (PermissionDenied, 403),
     (OutsideServedFolders, 403),
     (ModelUnavailable, 503),
+    (UploadTooLarge, 413),
     (NotFoundError, 404),
     (DuplicateError, 409),
     (StaleWriteError, 409),

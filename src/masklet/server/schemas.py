@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import PurePath
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from masklet.engine.projects import video_name
+from masklet.engine.records import Masklet, Video
 from masklet.engine.vocabulary import MaskletStatus, MaskletType, Role, TokenKind
 
 
@@ -59,21 +63,48 @@ class VideoRegister(BaseModel):
 class VideoOut(_Out):
     id: int
     project_id: int
+    name: str = Field(description="its name in exports (SA-V video_id, else the file stem)")
+    file: str = Field(description="the file or folder name (no server path)")
     fps: float
     width: int
     height: int
     frame_count: int
     created_at: datetime
 
+    @classmethod
+    def of(cls, video: Video) -> VideoOut:
+        return cls.model_validate(
+            {**{k: getattr(video, k) for k in ("id", "project_id", "fps", "width", "height", "frame_count",
+                                               "created_at")},
+             "name": video_name(video), "file": PurePath(video.path).name}
+        )  # fmt: skip
+
 
 class MaskletOut(_Out):
     id: int
     video_id: int
     obj_id: int
+    name: str | None = Field(default=None, description="the object's display name, if given")
     category: str | None
     type: MaskletType
     status: MaskletStatus
     version: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_masklet(cls, value: Any) -> Any:
+        if isinstance(value, Masklet):
+            fields = ("id", "video_id", "obj_id", "category", "type", "status", "version")
+            return {**{f: getattr(value, f) for f in fields}, "name": value.meta.get("name")}
+        return value
+
+
+class MaskletDescribe(BaseModel):
+    """A masklet's new name and/or category (a field left out stays; null clears it)."""
+
+    version: int = Field(description="the masklet version this change is based on (409 if stale)")
+    name: str | None = Field(default=None, max_length=200)
+    category: str | None = Field(default=None, max_length=200)
 
 
 class ErrorOut(BaseModel):

@@ -20,6 +20,7 @@ class ServerSettings:
     model, checkpoint, image_size, device: the one model of the process. Without a checkpoint
     model assistance is off (manual tools only) unless `random_weights` (demos and tests: the
     real architecture with random weights, which segments nothing meaningful).
+    max_upload_mib: the largest video upload accepted.
     """
 
     database_url: str = "sqlite:///masklet.db"
@@ -37,6 +38,7 @@ class ServerSettings:
     # image-encoder outputs shared by all annotators (100 MiB a frame at 1024 px)
     embedding_cache_mib: int = 1024
     job_stale_after_s: float = 30.0  # a job without a heartbeat this long has lost its server
+    max_upload_mib: int = 2048  # a video upload larger than this is refused (413)
 
     @property
     def model_assistance(self) -> bool:

@@ -16,7 +16,7 @@ from masklet.engine.records import FrameMask
 from masklet.engine.vocabulary import MaskletStatus
 from masklet.server.deps import Reader, StoreDep
 from masklet.server.model import ASSISTANCE_OFF, ModelUnavailable
-from masklet.server.schemas import MaskletOut
+from masklet.server.schemas import MaskletDescribe, MaskletOut
 
 router = APIRouter(prefix="/api/projects/{project_id}", tags=["masks"])
 Editor = Reader  # logged in; the engine checks the role may edit (PermissionDenied: 403)
@@ -68,6 +68,35 @@ def create_masklet(
         store, project_id, video_id, by=user.name, role=user.role, obj_id=body.obj_id, category=body.category
     )
     return MaskletOut.model_validate(masklet)
+
+
+@router.patch("/masklets/{masklet_id}", response_model=MaskletOut)
+def describe_masklet(
+    project_id: int, masklet_id: int, body: MaskletDescribe, store: StoreDep, user: Editor
+) -> MaskletOut:
+    """Rename the object and/or set its category; 409 when the masklet changed since `version`."""
+    changes = {f: getattr(body, f) for f in ("name", "category") if f in body.model_fields_set}
+    masklet = service.describe_masklet(
+        store, project_id, masklet_id, expected_version=body.version, by=user.name, role=user.role, **changes
+    )
+    return MaskletOut.model_validate(masklet)
+
+
+@router.delete("/masklets/{masklet_id}", status_code=204)
+def delete_masklet(
+    project_id: int,
+    masklet_id: int,
+    request: Request,
+    store: StoreDep,
+    user: Editor,
+    version: int = Query(description="the masklet version being deleted (409 if stale)"),
+) -> None:
+    """Delete an object that is not accepted, with all its masks."""
+    service.delete_video_masklet(
+        store, project_id, masklet_id, expected_version=version, by=user.name, role=user.role
+    )
+    if request.app.state.workflows is not None:
+        request.app.state.workflows.discard(masklet_id)
 
 
 @router.get("/videos/{video_id}/frames/{frame}/masks", response_model=list[FrameMaskOut])

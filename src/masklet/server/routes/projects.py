@@ -1,13 +1,27 @@
-"""Projects, their videos (registered by a path under a served folder), masklets, review; frames as JPEG."""
+"""Projects, their videos (registered by a path under a served folder, or uploaded), masklets,
+review; frames as JPEG."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from masklet.engine import service
 from masklet.engine.permissions import Permission
+from masklet.engine.uploads import (
+    UploadNameError,
+    UploadTooLarge,
+    add_uploaded_video,
+    check_upload_name,
+    staging_dir,
+)
 from masklet.engine.vocabulary import MaskletStatus, ReviewAction
 from masklet.server.deps import Reader, SettingsDep, StoreDep, user_allowed_to
 from masklet.server.paths import served_path
@@ -61,7 +75,7 @@ def list_videos(
     _: Reader,
 ) -> list[VideoOut]:
     project = service.find_project(store, project_id)
-    return [VideoOut.model_validate(v) for v in store.list_videos(project.id)]
+    return [VideoOut.of(v) for v in store.list_videos(project.id)]
 
 
 @router.post("/projects/{project_id}/videos", response_model=VideoOut, status_code=201)
@@ -74,7 +88,59 @@ def register_video(
 ) -> VideoOut:
     path = served_path(body.path, settings.media_roots)
     _, video = service.add_project_video(store, project_id, path, by=user.name, fps=body.fps)
-    return VideoOut.model_validate(video)
+    return VideoOut.of(video)
+
+
+@router.post(
+    "/projects/{project_id}/videos/upload",
+    response_model=VideoOut,
+    status_code=201,
+    responses={413: {"description": "larger than the server's upload limit"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def upload_video(
+    project_id: int,
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    user: Manager,
+    name: Annotated[str, Query(min_length=1, max_length=128, description="the file name, e.g. clip.mp4")],
+) -> VideoOut:
+    """The request body is the video file itself (not a form): `curl --data-binary @clip.mp4`."""
+    limit = settings.max_upload_mib * 2**20
+    check_upload_name(name)  # before reading a byte
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(limit)
+    staged = await run_in_threadpool(_staging_file, settings.data_dir)
+    try:
+        size = 0
+        with staged.open("wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(limit)
+                out.write(chunk)
+        if size == 0:
+            raise UploadNameError(f"{name!r}: the request body is empty; send the video file as the body")
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    _, video = await run_in_threadpool(
+        add_uploaded_video, store, project_id, staged, name, settings.data_dir, by=user.name
+    )
+    return VideoOut.of(video)
+
+
+def _staging_file(data_dir: Path) -> Path:
+    handle, path = tempfile.mkstemp(suffix=".part", dir=staging_dir(data_dir))
+    os.close(handle)
+    return Path(path)
 
 
 @router.get("/projects/{project_id}/masklets", response_model=list[MaskletOut])

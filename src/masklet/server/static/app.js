@@ -4,6 +4,7 @@ import { decodeRle, encodeRle } from "./rle.js";
 const $ = (sel) => document.querySelector(sel);
 const COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4"];
 const colorOf = (objId) => COLORS[objId % COLORS.length];
+const canEditMasks = () => state.user.role !== "reviewer";
 const ANNOTATION_FPS = 6;
 
 const state = {
@@ -105,7 +106,7 @@ async function openProject(project) {
   for (const v of await api("GET", `/api/projects/${project.id}/videos`)) {
     const li = document.createElement("li");
     const a = document.createElement("a");
-    a.textContent = `video ${v.id}`;
+    a.textContent = v.name;
     a.dataset.video = v.id;
     a.addEventListener("click", () => openVideo(v));
     li.append(a, ` — ${v.width}×${v.height}, ${v.frame_count} frames at ${v.fps} fps`);
@@ -140,6 +141,20 @@ $("#new-video").addEventListener("submit", async (ev) => {
   try { await api("POST", `/api/projects/${state.project.id}/videos`, { path }); ev.target.reset(); openProject(state.project); }
   catch (err) { alert(err.message); }
 });
+$("#upload-video").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const file = ev.target.elements.file.files[0];
+  const button = ev.target.querySelector("button");
+  button.disabled = true;
+  try {
+    const r = await fetch(`/api/projects/${state.project.id}/videos/upload?name=${encodeURIComponent(file.name)}`,
+      { method: "POST", credentials: "same-origin", headers: { "content-type": "application/octet-stream" }, body: file });
+    if (!r.ok) throw new Error((await r.json().catch(() => ({}))).detail || r.statusText);
+    ev.target.reset();
+    openProject(state.project);
+  } catch (err) { alert(`upload refused: ${err.message}`); }
+  finally { button.disabled = false; }
+});
 $("#back-to-projects").addEventListener("click", (ev) => { ev.preventDefault(); showProjects(); });
 $("#back-to-project").addEventListener("click", (ev) => { ev.preventDefault(); openProject(state.project); });
 
@@ -148,7 +163,7 @@ async function openVideo(video) {
   state.video = video;
   state.stride = Math.max(1, Math.round(video.fps / ANNOTATION_FPS));
   show("video-view");
-  $("#video-name").textContent = `video ${video.id}`;
+  $("#video-name").textContent = video.name;
   const canvas = $("#frame");
   canvas.width = video.width;
   canvas.height = video.height;
@@ -162,7 +177,7 @@ async function openVideo(video) {
 }
 
 function setRoleTools() {
-  const canEdit = state.user.role !== "reviewer";
+  const canEdit = canEditMasks();
   const canReview = state.user.role !== "annotator";
   $("#tools").hidden = !canEdit;
   $("#add-object").hidden = !canEdit;
@@ -245,10 +260,45 @@ function renderObjects() {
     const sw = document.createElement("span");
     sw.className = "swatch";
     sw.style.background = colorOf(m.obj_id);
-    li.append(sw, `${k + 1}. object ${m.obj_id}${m.category ? " · " + m.category : ""} · ${m.status}`);
+    li.append(sw, `${k + 1}. ${m.name || "object " + m.obj_id}${m.category ? " · " + m.category : ""} · ${m.status}`);
     li.addEventListener("click", () => selectObject(m.id));
     list.append(li);
   });
+  const editor = $("#object-editor");
+  const lane = state.selected === null ? null : laneOf(state.selected);
+  editor.hidden = !lane || !canEditMasks();
+  if (lane) { editor.elements.name.value = lane.masklet.name || ""; editor.elements.category.value = lane.masklet.category || ""; }
+}
+
+async function describeObject(ev) {
+  ev.preventDefault();
+  const m = laneOf(state.selected).masklet;
+  const form = ev.target;
+  const text = (name) => form.elements[name].value.trim() || null;
+  try {
+    await api("PATCH", `/api/projects/${state.project.id}/masklets/${m.id}`, { version: m.version, name: text("name"), category: text("category") });
+    await loadLanes();
+    say("object saved");
+  } catch (err) {
+    if (err.status === 409) { await loadLanes(); say("someone changed this object meanwhile: reloaded, try again", true); }
+    else say(err.message, true);
+  }
+}
+
+async function deleteObject() {
+  const m = laneOf(state.selected).masklet;
+  const frames = Object.keys(laneOf(state.selected).sources).length;
+  if (!confirm(`Delete ${m.name || "object " + m.obj_id} and its masks on ${frames} frames?`)) return;
+  try {
+    await api("DELETE", `/api/projects/${state.project.id}/masklets/${m.id}?version=${m.version}`);
+    state.selected = null;
+    await loadLanes();
+    await loadMasks();
+    say("object deleted");
+  } catch (err) {
+    if (err.status === 409) { await loadLanes(); say("this object changed meanwhile: reloaded, nothing deleted", true); }
+    else say(err.message, true);
+  }
 }
 
 function selectObject(id) { state.selected = id; renderObjects(); draw(); }
@@ -277,6 +327,8 @@ $("#scrubber").addEventListener("change", (ev) => goTo(Number(ev.target.value)))
 $("#phase").addEventListener("change", (ev) => { state.phase = Number(ev.target.value); setRoleTools(); });
 
 $("#add-object").addEventListener("click", addObject);
+$("#object-editor").addEventListener("submit", describeObject);
+$("#delete-object").addEventListener("click", deleteObject);
 async function addObject() {
   try {
     const m = await api("POST", `/api/projects/${state.project.id}/videos/${state.video.id}/masklets`, {});
