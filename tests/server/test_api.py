@@ -200,11 +200,13 @@ def test_masks_drawn_by_hand_versions_and_export(client, tmp_path: Path) -> None
 
     import zipfile
 
-    for fmt in ("sav", "davis", "coco"):
+    for fmt in ("sav", "sav-eval", "davis", "coco", "ytvis"):
         r = client.get(f"/api/projects/{pid}/export?format={fmt}", headers=rev)
         assert r.status_code == 200 and r.headers["content-type"] == "application/zip", (fmt, r.text)
         names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
         assert names, fmt
+        if fmt == "ytvis":  # one file for the project (it was a 500: no folder to zip)
+            assert names == ["ytvis.json"]
     sav = zipfile.ZipFile(
         io.BytesIO(client.get(f"/api/projects/{pid}/export?format=sav", headers=rev).content)
     )
@@ -214,6 +216,14 @@ def test_masks_drawn_by_hand_versions_and_export(client, tmp_path: Path) -> None
     assert list(exported) == [0] and 4 in exported[0]
     np.testing.assert_array_equal(exported[0][4].decode(), mask2)  # the download holds the masks shown
     assert client.get(f"/api/projects/{pid}/export?format=xml", headers=rev).status_code == 422
+    # found by the schema fuzzer: each was a 500
+    big = client.post(f"/api/projects/{pid}/videos/{vid}/masklets", json={"obj_id": 1000}, headers=ann)
+    assert big.status_code == 201
+    too_wide = client.get(f"/api/projects/{pid}/export?format=sav-eval", headers=rev)
+    assert too_wide.status_code == 400 and "3-digit folder name" in too_wide.json()["detail"]
+    assert client.get(f"/api/projects/{2**63}/masklets", headers=rev).status_code == 422
+    long_name = client.post(f"/api/projects/{pid}/videos", json={"path": "0" * 4000}, headers=admin)
+    assert long_name.status_code == 400 and "File name too long" in long_name.json()["detail"]
     bad = client.delete(f"{url}?expected_version=1", headers=ann)
     assert bad.status_code == 409
     assert client.delete(f"{url}?expected_version=2", headers=ann).status_code == 204

@@ -305,8 +305,9 @@ def export_project(
     if not videos:
         raise MaskletError(f"project {project_id} has no videos to export; add or import one first")
     out = Path(out)
-    if format == "ytvis":
-        return [export_ytvis(store, [v.id for v in videos], out, status=status)]
+    if format == "ytvis":  # one file for all videos: OUT.json, or OUT/ytvis.json given a folder
+        target = out if out.suffix == ".json" else out / "ytvis.json"
+        return [export_ytvis(store, [v.id for v in videos], target, status=status)]
     one_file = out.suffix == ".json"
     if one_file and (len(videos) > 1 or format not in ("sav", "coco")):
         raise MaskletError(

@@ -282,6 +282,13 @@ def open_frame_source(
         return source
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        try:
+            path.stat()
+        except FileNotFoundError:
+            pass  # reported below with the expected kinds of source
+        except OSError as exc:  # too long a name, no permission, a loop of links, ...
+            shown = str(path) if len(str(path)) <= 120 else f"{str(path)[:117]}..."
+            raise FrameSourceError(f"{shown}: cannot be read ({exc.strerror})") from None
         if path.is_dir():
             return ImageFolderSource(path, fps=fps, max_cached_frames=max_cached_frames)
         if not path.exists():

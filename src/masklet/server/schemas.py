@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import PurePath
-from typing import Any
+from typing import Annotated, Any
 
+from annotated_types import Ge, Le
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from masklet.engine.projects import video_name
 from masklet.engine.records import Masklet, Video
 from masklet.engine.vocabulary import MaskletStatus, MaskletType, Role, TokenKind
+
+# Numbers a request names (ids, frames, versions): the database stores 64-bit integers, so
+# anything outside that range is refused as invalid (422) before it reaches a query.
+MAX_INT64 = 2**63 - 1
+Id = Annotated[int, Ge(0), Le(MAX_INT64)]
+FrameIndex = Annotated[int, Ge(0), Le(MAX_INT64)]
+Version = Annotated[int, Ge(0), Le(MAX_INT64)]
 
 
 class _Out(BaseModel):
@@ -102,7 +110,7 @@ class MaskletOut(_Out):
 class MaskletDescribe(BaseModel):
     """A masklet's new name and/or category (a field left out stays; null clears it)."""
 
-    version: int = Field(description="the masklet version this change is based on (409 if stale)")
+    version: Version = Field(description="the masklet version this change is based on (409 if stale)")
     name: str | None = Field(default=None, max_length=200)
     category: str | None = Field(default=None, max_length=200)
 

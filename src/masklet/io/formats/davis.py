@@ -54,12 +54,12 @@ def labels_from_masks(masks: Mapping[int, np.ndarray], *, size: tuple[int, int])
     labels = np.zeros(size, dtype=np.uint8)
     for obj_id in sorted(masks, reverse=True):
         if not 1 <= obj_id <= MAX_OBJECT_ID:
-            raise ValueError(
+            raise FormatError(
                 f"DAVIS object ids are 1..{MAX_OBJECT_ID} (0 is background, 255 void), got {obj_id}"
             )
         mask = np.asarray(masks[obj_id])
         if mask.shape != tuple(size):
-            raise ValueError(f"object {obj_id}: mask shape {mask.shape} is not the frame size {tuple(size)}")
+            raise FormatError(f"object {obj_id}: mask shape {mask.shape} is not the frame size {tuple(size)}")
         labels[mask != 0] = obj_id
     return labels
 
@@ -120,7 +120,7 @@ def write_davis_video(
     with atomic_directory(video_dir, overwrite=overwrite) as tmp:
         for frame in frames:
             if frame < 0:
-                raise ValueError(f"negative frame index {frame}")
+                raise FormatError(f"negative frame index {frame}")
             present = {o: _decoded(m[frame], size) for o, m in masks.items() if frame in m}
             labels = labels_from_masks(present, size=size)
             if frame in void:

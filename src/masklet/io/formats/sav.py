@@ -94,7 +94,7 @@ def masklet_stats(areas: Sequence[int], *, resolution: int) -> MaskletStats:
     """Derive the SA-V size/visibility fields from per-annotated-frame areas (pixels)."""
     visible = np.asarray(areas) > 0  # (T,)
     if not visible.any():
-        raise ValueError(
+        raise FormatError(
             "the masklet is empty on every annotated frame; SA-V masklets are visible at least once"
         )
     size_abs = float(np.asarray(areas, dtype=np.float64)[visible].mean())
@@ -221,12 +221,12 @@ class SavVideoAnnotation:
         ids = list(range(n_obj)) if masklet_ids is None else [int(i) for i in masklet_ids]
         edited = [0] * n_obj if edited_frame_counts is None else [int(e) for e in edited_frame_counts]
         if len(ids) != n_obj or len(edited) != n_obj or len(set(ids)) != n_obj:
-            raise ValueError(f"{n_obj} masklets need {n_obj} distinct ids and edited-frame counts")
+            raise FormatError(f"{n_obj} masklets need {n_obj} distinct ids and edited-frame counts")
         if stability_scores is not None and len(stability_scores) != n_obj:
-            raise ValueError(f"stability_scores has {len(stability_scores)} rows for {n_obj} masklets")
+            raise FormatError(f"stability_scores has {len(stability_scores)} rows for {n_obj} masklets")
         lengths = {len(m) for m in masklets}
         if len(lengths) > 1:
-            raise ValueError(f"masklets cover different numbers of annotated frames: {sorted(lengths)}")
+            raise FormatError(f"masklets cover different numbers of annotated frames: {sorted(lengths)}")
         n_frames = lengths.pop() if lengths else math.ceil(video_frame_count / SAV_FRAME_STRIDE)
         _check_frames_fit(n_frames, video_frame_count, f"SA-V video {video_id}")
         built = []
@@ -239,7 +239,7 @@ class SavVideoAnnotation:
             if stability_scores is not None and stability_scores[n] is not None:
                 score = tuple(float(s) for s in stability_scores[n])
                 if len(score) != n_frames:
-                    raise ValueError(f"masklet {ids[n]}: {len(score)} stability scores for {n_frames} frames")
+                    raise FormatError(f"masklet {ids[n]}: {len(score)} stability scores for {n_frames} frames")
             built.append(
                 SavMasklet(
                     masklet_id=ids[n],
@@ -272,7 +272,7 @@ class SavVideoAnnotation:
 def _to_rle(mask: np.ndarray | RleLike, size: tuple[int, int], where: str) -> RleMask:
     if isinstance(mask, np.ndarray):
         if mask.shape != size:
-            raise ValueError(f"{where}: mask shape {mask.shape} is not the video size {size}")
+            raise FormatError(f"{where}: mask shape {mask.shape} is not the video size {size}")
         return RleMask.from_mask(mask)
     return validate_rle(mask, expected_size=size, where=where)
 

@@ -32,12 +32,12 @@ def write_sav_eval_video(
     with atomic_directory(target, overwrite=overwrite) as tmp:
         for obj_id, frames in masks.items():
             if not 0 <= int(obj_id) <= 999:
-                raise ValueError(
+                raise FormatError(
                     f"object id {obj_id} does not fit the 3-digit folder name of the SA-V layout"
                 )
             for frame, mask in frames.items():
                 if int(frame) < 0:
-                    raise ValueError(f"object {obj_id}: negative frame index {frame}")
+                    raise FormatError(f"object {obj_id}: negative frame index {frame}")
                 array = mask if isinstance(mask, np.ndarray) else decode_rle(mask)
                 write_binary_png(tmp / f"{int(obj_id):03d}" / f"{int(frame):05d}.png", array, durable=False)
     return target

@@ -14,6 +14,7 @@ from masklet.engine import jobs
 from masklet.engine.vocabulary import JobStatus
 from masklet.server.deps import Reader, StoreDep
 from masklet.server.model import ASSISTANCE_OFF, ModelUnavailable
+from masklet.server.schemas import FrameIndex, Id
 
 router = APIRouter(prefix="/api/projects/{project_id}", tags=["jobs"])
 POLL_S = 0.25
@@ -42,7 +43,7 @@ class JobOut(BaseModel):
 
 class PropagateRequest(BaseModel):
     phase: int = Field(ge=2, le=3)
-    start: int | None = Field(default=None, ge=0, description="default: the first annotated frame")
+    start: FrameIndex | None = Field(default=None, description="default: the first annotated frame")
     reverse: bool = False
 
 
@@ -55,7 +56,7 @@ def _runner(request: Request) -> jobs.JobRunner:
 
 @router.post("/masklets/{masklet_id}/propagate", response_model=JobOut, status_code=202)
 def propagate(
-    project_id: int, masklet_id: int, body: PropagateRequest, request: Request, store: StoreDep, user: Reader
+    project_id: Id, masklet_id: Id, body: PropagateRequest, request: Request, store: StoreDep, user: Reader
 ) -> JobOut:
     """Start tracking the masklet (forward, or backward with `reverse`); watch it at .../jobs/{id}/events."""
     job = jobs.start_propagation(
@@ -66,7 +67,7 @@ def propagate(
 
 
 @router.get("/jobs", response_model=list[JobOut])
-def list_jobs(project_id: int, store: StoreDep, _: Reader, video_id: int | None = None) -> list[JobOut]:
+def list_jobs(project_id: Id, store: StoreDep, _: Reader, video_id: Id | None = None) -> list[JobOut]:
     from masklet.engine.service import find_project, video_of_project
 
     project = find_project(store, project_id)
@@ -79,23 +80,23 @@ def list_jobs(project_id: int, store: StoreDep, _: Reader, video_id: int | None 
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(project_id: int, job_id: int, store: StoreDep, _: Reader) -> JobOut:
+def get_job(project_id: Id, job_id: Id, store: StoreDep, _: Reader) -> JobOut:
     return JobOut.model_validate(jobs.job_of_project(store, project_id, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel(project_id: int, job_id: int, store: StoreDep, user: Reader) -> JobOut:
+def cancel(project_id: Id, job_id: Id, store: StoreDep, user: Reader) -> JobOut:
     return JobOut.model_validate(jobs.cancel_job(store, project_id, job_id, role=user.role))
 
 
 @router.post("/jobs/{job_id}/resume", response_model=JobOut, status_code=202)
-def resume(project_id: int, job_id: int, request: Request, store: StoreDep, user: Reader) -> JobOut:
+def resume(project_id: Id, job_id: Id, request: Request, store: StoreDep, user: Reader) -> JobOut:
     job = jobs.resume_job(store, _runner(request), project_id, job_id, by=user.name, role=user.role)
     return JobOut.model_validate(job)
 
 
 @router.get("/jobs/{job_id}/events")
-def events(project_id: int, job_id: int, store: StoreDep, _: Reader) -> StreamingResponse:
+def events(project_id: Id, job_id: Id, store: StoreDep, _: Reader) -> StreamingResponse:
     """Server-sent events: the job as JSON each time it changes, the last one when it has ended."""
     jobs.job_of_project(store, project_id, job_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import FileResponse
@@ -16,7 +16,7 @@ from masklet.engine.records import FrameMask
 from masklet.engine.vocabulary import MaskletStatus
 from masklet.server.deps import Reader, StoreDep
 from masklet.server.model import ASSISTANCE_OFF, ModelUnavailable
-from masklet.server.schemas import MaskletDescribe, MaskletOut
+from masklet.server.schemas import FrameIndex, Id, MaskletDescribe, MaskletOut, Version
 
 router = APIRouter(prefix="/api/projects/{project_id}", tags=["masks"])
 Editor = Reader  # logged in; the engine checks the role may edit (PermissionDenied: 403)
@@ -24,7 +24,7 @@ EXPORT_FORMATS = ("sav", "sav-eval", "davis", "coco", "ytvis")
 
 
 class MaskletCreate(BaseModel):
-    obj_id: int | None = Field(default=None, ge=0, description="default: the video's next free object id")
+    obj_id: Id | None = Field(default=None, description="default: the video's next free object id")
     category: str | None = Field(default=None, max_length=200)
 
 
@@ -43,7 +43,9 @@ class FrameMaskOut(BaseModel):
 
 class MaskSave(BaseModel):
     rle: Rle
-    expected_version: int | None = Field(description="the version drawn on; null when the frame had no mask")
+    expected_version: Version | None = Field(
+        description="the version drawn on; null when the frame had no mask"
+    )
     seconds: float | None = Field(default=None, ge=0, description="annotator time the mask took")
     phase: int = Field(
         default=1, ge=1, le=3, description="in phases 2 and 3 the mask is also the frame's prompt"
@@ -62,7 +64,7 @@ def _mask_out(m: FrameMask) -> FrameMaskOut:
 
 @router.post("/videos/{video_id}/masklets", response_model=MaskletOut, status_code=201)
 def create_masklet(
-    project_id: int, video_id: int, body: MaskletCreate, store: StoreDep, user: Editor
+    project_id: Id, video_id: Id, body: MaskletCreate, store: StoreDep, user: Editor
 ) -> MaskletOut:
     masklet = service.create_video_masklet(
         store, project_id, video_id, by=user.name, role=user.role, obj_id=body.obj_id, category=body.category
@@ -72,7 +74,7 @@ def create_masklet(
 
 @router.patch("/masklets/{masklet_id}", response_model=MaskletOut)
 def describe_masklet(
-    project_id: int, masklet_id: int, body: MaskletDescribe, store: StoreDep, user: Editor
+    project_id: Id, masklet_id: Id, body: MaskletDescribe, store: StoreDep, user: Editor
 ) -> MaskletOut:
     """Rename the object and/or set its category; 409 when the masklet changed since `version`."""
     changes = {f: getattr(body, f) for f in ("name", "category") if f in body.model_fields_set}
@@ -84,12 +86,12 @@ def describe_masklet(
 
 @router.delete("/masklets/{masklet_id}", status_code=204)
 def delete_masklet(
-    project_id: int,
-    masklet_id: int,
+    project_id: Id,
+    masklet_id: Id,
     request: Request,
     store: StoreDep,
     user: Editor,
-    version: int = Query(description="the masklet version being deleted (409 if stale)"),
+    version: Annotated[Version, Query(description="the masklet version being deleted (409 if stale)")],
 ) -> None:
     """Delete an object that is not accepted, with all its masks."""
     service.delete_video_masklet(
@@ -101,7 +103,7 @@ def delete_masklet(
 
 @router.get("/videos/{video_id}/frames/{frame}/masks", response_model=list[FrameMaskOut])
 def masks_of_frame(
-    project_id: int, video_id: int, frame: int, store: StoreDep, _: Reader
+    project_id: Id, video_id: Id, frame: FrameIndex, store: StoreDep, _: Reader
 ) -> list[FrameMaskOut]:
     found = service.frame_masks(store, project_id, video_id, frame)
     return [_mask_out(m) for m in found.masks.values()]
@@ -113,7 +115,7 @@ class LaneOut(BaseModel):
 
 
 @router.get("/videos/{video_id}/timeline", response_model=list[LaneOut])
-def timeline(project_id: int, video_id: int, store: StoreDep, _: Reader) -> list[LaneOut]:
+def timeline(project_id: Id, video_id: Id, store: StoreDep, _: Reader) -> list[LaneOut]:
     """Per masklet, which frames have a mask and where it came from (hand-made or tracked)."""
     return [
         LaneOut(masklet=MaskletOut.model_validate(lane.masklet), sources=dict(lane.sources))
@@ -123,9 +125,9 @@ def timeline(project_id: int, video_id: int, store: StoreDep, _: Reader) -> list
 
 @router.put("/masklets/{masklet_id}/masks/{frame}", response_model=FrameMaskOut)
 def save_mask(
-    project_id: int,
-    masklet_id: int,
-    frame: int,
+    project_id: Id,
+    masklet_id: Id,
+    frame: FrameIndex,
     body: MaskSave,
     request: Request,
     store: StoreDep,
@@ -141,12 +143,12 @@ def save_mask(
 
 @router.delete("/masklets/{masklet_id}/masks/{frame}", status_code=204)
 def delete_mask(
-    project_id: int,
-    masklet_id: int,
-    frame: int,
+    project_id: Id,
+    masklet_id: Id,
+    frame: FrameIndex,
     store: StoreDep,
     user: Editor,
-    expected_version: int = Query(),
+    expected_version: Annotated[Version, Query()],
 ) -> None:
     service.delete_mask(
         store, project_id, masklet_id, frame, expected_version=expected_version, by=user.name, role=user.role
@@ -154,7 +156,7 @@ def delete_mask(
 
 
 class PromptRequest(BaseModel):
-    frame: int = Field(ge=0)
+    frame: FrameIndex
     phase: int = Field(ge=1, le=3, description="1 and 2: the image model; 3: the tracking session")
     points: list[tuple[float, float]] | None = Field(
         default=None, max_length=200, description="(x, y) video pixels"
@@ -167,7 +169,7 @@ class PromptRequest(BaseModel):
 
 @router.post("/masklets/{masklet_id}/prompts", response_model=FrameMaskOut)
 def prompt(
-    project_id: int, masklet_id: int, body: PromptRequest, request: Request, store: StoreDep, user: Editor
+    project_id: Id, masklet_id: Id, body: PromptRequest, request: Request, store: StoreDep, user: Editor
 ) -> FrameMaskOut:
     """Clicks or a box on a frame: the model's new mask for it, already saved (503 without a model)."""
     workflows = request.app.state.workflows
@@ -181,7 +183,7 @@ def prompt(
 
 
 @router.get("/effort")
-def effort(project_id: int, store: StoreDep, _: Reader) -> dict[str, Any]:
+def effort(project_id: Id, store: StoreDep, _: Reader) -> dict[str, Any]:
     """The SAM 2 paper's effort table for the project (per phase), as `masklet effort --json`."""
     _, table = service.project_effort(store, project_id)
     return table.to_json()
@@ -189,7 +191,7 @@ def effort(project_id: int, store: StoreDep, _: Reader) -> dict[str, Any]:
 
 @router.get("/export", response_class=FileResponse)
 def export(
-    project_id: int,
+    project_id: Id,
     store: StoreDep,
     _: Reader,
     cleanup: BackgroundTasks,

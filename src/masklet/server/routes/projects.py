@@ -26,10 +26,13 @@ from masklet.engine.vocabulary import MaskletStatus, ReviewAction
 from masklet.server.deps import Reader, SettingsDep, StoreDep, user_allowed_to
 from masklet.server.paths import served_path
 from masklet.server.schemas import (
+    FrameIndex,
+    Id,
     MaskletOut,
     ProjectCreate,
     ProjectOut,
     ProjectSummaryOut,
+    Version,
     VideoOut,
     VideoRegister,
 )
@@ -61,7 +64,7 @@ def create_project(
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
 def get_project(
-    project_id: int,
+    project_id: Id,
     store: StoreDep,
     _: Reader,
 ) -> ProjectOut:
@@ -70,7 +73,7 @@ def get_project(
 
 @router.get("/projects/{project_id}/videos", response_model=list[VideoOut])
 def list_videos(
-    project_id: int,
+    project_id: Id,
     store: StoreDep,
     _: Reader,
 ) -> list[VideoOut]:
@@ -80,7 +83,7 @@ def list_videos(
 
 @router.post("/projects/{project_id}/videos", response_model=VideoOut, status_code=201)
 def register_video(
-    project_id: int,
+    project_id: Id,
     body: VideoRegister,
     settings: SettingsDep,
     store: StoreDep,
@@ -104,7 +107,7 @@ def register_video(
     },
 )
 async def upload_video(
-    project_id: int,
+    project_id: Id,
     request: Request,
     settings: SettingsDep,
     store: StoreDep,
@@ -145,7 +148,7 @@ def _staging_file(data_dir: Path) -> Path:
 
 @router.get("/projects/{project_id}/masklets", response_model=list[MaskletOut])
 def list_masklets(
-    project_id: int, store: StoreDep, _: Reader, status: MaskletStatus | None = None
+    project_id: Id, store: StoreDep, _: Reader, status: MaskletStatus | None = None
 ) -> list[MaskletOut]:
     project = service.find_project(store, project_id)
     return [MaskletOut.model_validate(m) for m in store.list_masklets(project_id=project.id, status=status)]
@@ -153,14 +156,16 @@ def list_masklets(
 
 class ReviewRequest(BaseModel):
     action: ReviewAction
-    version: int | None = Field(default=None, description="the masklet version reviewed (default: current)")
+    version: Version | None = Field(
+        default=None, description="the masklet version reviewed (default: current)"
+    )
     reason: str | None = Field(default=None, max_length=2000)
 
 
 @router.post("/projects/{project_id}/masklets/{masklet_id}/review", response_model=MaskletOut)
 def review_masklet(
-    project_id: int,
-    masklet_id: int,
+    project_id: Id,
+    masklet_id: Id,
     body: ReviewRequest,
     store: StoreDep,
     user: Reader,
@@ -173,7 +178,7 @@ def review_masklet(
 
 
 @router.get("/videos/{video_id}/frames/{frame}.jpg", response_class=FileResponse)
-def frame_jpeg(video_id: int, frame: int, request: Request, store: StoreDep, _: Reader) -> FileResponse:
+def frame_jpeg(video_id: Id, frame: FrameIndex, request: Request, store: StoreDep, _: Reader) -> FileResponse:
     video = store.get_video(video_id)
     path = request.app.state.frames.jpeg(video, frame)
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
