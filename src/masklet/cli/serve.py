@@ -76,18 +76,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     with open_store(args) as store:
         first = ensure_first_admin(store, os.environ.get(ADMIN_PASSWORD_ENV) or None)
+        if first is not None:
+            if first.generated_password is None:
+                note(f"first run: added user admin with the password from ${ADMIN_PASSWORD_ENV}")
+            else:
+                note(f"first run: added user admin, password {first.generated_password} (shown once; "
+                     f"set ${ADMIN_PASSWORD_ENV} to choose it)")  # fmt: skip
         if first is not None and not args.no_sample:
             from masklet.engine.sample import add_sample_project
 
             sample = add_sample_project(store, settings.data_dir)
             note(f"first run: added the project {sample.project.name!r} with a {sample.video.frame_count}-frame "
                  f"clip ({sample.video.path}); --no-sample skips it")  # fmt: skip
-    if first is not None:
-        if first.generated_password is None:
-            note(f"first run: added user admin with the password from ${ADMIN_PASSWORD_ENV}")
-        else:
-            note(f"first run: added user admin, password {first.generated_password} (shown once; "
-                 f"set ${ADMIN_PASSWORD_ENV} to choose it)")  # fmt: skip
     roots = ", ".join(str(r) for r in settings.media_roots) or "none (videos cannot be registered by path)"
     if not settings.model_assistance:
         note(f"masklet serve: {ASSISTANCE_OFF}")

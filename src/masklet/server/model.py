@@ -23,12 +23,12 @@ class ModelUnavailable(MaskletError):
 def load_model(settings: ServerSettings) -> Any | None:
     """The model of `settings` in eval mode, or None when assistance is off."""
     if not settings.model_assistance:
-        log.warning(ASSISTANCE_OFF)
+        log.info(ASSISTANCE_OFF)  # `masklet serve` says it on the console
         return None
     from masklet.build import build_sam2
 
     overrides = {} if settings.image_size is None else {"image_size": settings.image_size}
     model = build_sam2(settings.model, settings.checkpoint, settings.device, **overrides)
     if settings.checkpoint is None:
-        log.warning("%s has RANDOM weights (--random-weights): masks mean nothing", settings.model)
+        log.info("%s has RANDOM weights (--random-weights): masks mean nothing", settings.model)
     return model.eval()
