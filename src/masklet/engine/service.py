@@ -45,6 +45,7 @@ __all__ = [
     "delete_mask",
     "delete_video_masklet",
     "describe_masklet",
+    "editable_masklet",
     "export_project_files",
     "find_project",
     "frame_masks",
@@ -76,6 +77,17 @@ def check_not_propagating(store: Store, masklet_id: int) -> None:
             raise MaskletBusy(
                 f"masklet {masklet_id} is being propagated (job {job.id}); wait for it to end or cancel it"
             )
+
+
+def editable_masklet(
+    store: Store, project: ProjectRef, masklet_id: int, role: Role | str | None, action: str
+) -> Masklet:
+    """The project's masklet, for an edit by `role` (None: not checked) while nothing propagates it."""
+    if role is not None:
+        require(role, Permission.EDIT, action)
+    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
+    check_not_propagating(store, masklet.id)
+    return masklet
 
 
 # ------------------------------------------------------------------------------------- lookups
@@ -338,13 +350,10 @@ def describe_masklet(
     **changes: str | None,
 ) -> Masklet:
     """Rename a project's masklet and/or set its category (`name=`, `category=`; None clears)."""
-    if role is not None:
-        require(role, Permission.EDIT, "rename masklets or set their category")
     unknown = set(changes) - {"name", "category"}
     if unknown:
         raise MaskletError(f"a masklet has a name and a category, not {', '.join(sorted(unknown))}")
-    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
-    check_not_propagating(store, masklet.id)
+    masklet = editable_masklet(store, project, masklet_id, role, "rename masklets or set their category")
     return store.describe_masklet(masklet.id, expected_version=expected_version, by=by, **changes)
 
 
@@ -358,10 +367,7 @@ def delete_video_masklet(
     role: Role | str | None = None,
 ) -> int:
     """Delete a project's masklet that is not accepted, with its masks; returns how many frames it had."""
-    if role is not None:
-        require(role, Permission.EDIT, "delete masklets")
-    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
-    check_not_propagating(store, masklet.id)
+    masklet = editable_masklet(store, project, masklet_id, role, "delete masklets")
     return store.delete_masklet(masklet.id, expected_version=expected_version, by=by)
 
 
@@ -411,10 +417,7 @@ def save_drawn_mask(
     """
     from masklet.engine.store_checks import check_version
 
-    if role is not None:
-        require(role, Permission.EDIT, "edit masks")
-    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
-    check_not_propagating(store, masklet.id)
+    masklet = editable_masklet(store, project, masklet_id, role, "edit masks")
     if workflows is None:
         return store.put_frame_mask(
             masklet.id, frame, rle, source=MaskSource.MANUAL, by=by, expected_version=expected_version,
@@ -439,10 +442,7 @@ def delete_mask(
     by: str,
     role: Role | str | None = None,
 ) -> None:
-    if role is not None:
-        require(role, Permission.EDIT, "edit masks")
-    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
-    check_not_propagating(store, masklet.id)
+    masklet = editable_masklet(store, project, masklet_id, role, "edit masks")
     store.delete_frame_mask(masklet.id, frame, expected_version=expected_version, by=by)
 
 
@@ -471,12 +471,11 @@ def prompt_model(
 
     if role is not None:
         require(role, Permission.EDIT, "edit masks")
-    masklet = masklet_of_project(store, find_project(store, project), masklet_id)
     if bool(points) == (box is not None):
         raise PromptError("give clicks (points with labels) or a box, one of the two")
     if points and (labels is None or len(labels) != len(points)):
         raise PromptError(f"{len(points)} points need as many labels (1 adds, 0 removes)")
-    check_not_propagating(store, masklet.id)
+    masklet = editable_masklet(store, project, masklet_id, role, "edit masks")
     with workflows.workflow(masklet.id, phase=phase, by=by) as work:
         if box is not None:
             work.box(frame, box, clear=True, seconds=seconds)
