@@ -100,3 +100,25 @@ def test_one_encoding_for_simultaneous_requests(model) -> None:
         t.join(10)
     assert len(calls) == 1 and len(out) == 4 and all(o is out[0] for o in out)
     assert (cache.misses, cache.hits) == (1, 3)
+
+
+def test_a_named_input_is_neither_hashed_nor_built_on_a_hit(model) -> None:
+    cache = FeatureCache(2**30)
+    built = []
+    pixels = torch.rand(1, 3, 128, 128)
+
+    def make():
+        built.append(1)
+        return pixels
+
+    first = cache.features(model, make, model.encode_image, key=("video-digest", 7))
+    again = cache.features(model, make, model.encode_image, key=("video-digest", 7))
+    assert again is first and len(built) == 1 and (cache.hits, cache.misses) == (1, 1)
+    other = cache.features(model, make, model.encode_image, key=("video-digest", 8))
+    assert other is not first and len(built) == 2  # another frame: encoded
+    # a named entry and the same bits unnamed are different entries (the name is the caller's word)
+    cache.features(model, pixels, model.encode_image)
+    assert cache.misses == 3
+    predictor = ImagePredictor(model, feature_cache=cache)
+    predictor.set_image(_images(1)[0], cache_key=("video-digest", 7))
+    assert predictor._features is first

@@ -111,6 +111,8 @@ class MaskletWorkflow:
         self._dirty: set[int] = set()  # annotator frames the session has not been given yet
         self._owns_frames = not isinstance(frames, FrameSource)
         self._frames = open_frame_source(self.video.path if frames is None else frames)
+        # frames read from the video's file are named in a shared feature cache by its digest
+        self._cache_name = self.video.content_hash if frames is None else None
         try:
             check_frames_match(self.video, self._frames)
         except BaseException:
@@ -313,7 +315,8 @@ class MaskletWorkflow:
     ) -> tuple[np.ndarray, np.ndarray]:
         predictor = self._image_predictor()
         if self._image_frame != frame:
-            predictor.set_image(self._frames.get(frame))
+            key = None if self._cache_name is None else (self._cache_name, frame)
+            predictor.set_image(self._frames.get(frame), cache_key=key)
             self._image_frame = frame
         masks, scores, logits = predictor.predict(
             point_coords=np.asarray(points, dtype=np.float32) if points else None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,9 +68,13 @@ class ImagePredictor:
         self._features, self._image_embed, self._orig_hw, self._is_batch = None, None, [], False
 
     @torch.inference_mode()
-    def set_image(self, image: Any) -> None:
-        """Embed one HxWx3 uint8 RGB image (numpy array or PIL image)."""
-        self._embed([as_rgb_array(image)])
+    def set_image(self, image: Any, *, cache_key: Hashable | None = None) -> None:
+        """Embed one HxWx3 uint8 RGB image (numpy array or PIL image).
+
+        `cache_key`: with a feature cache, what names this image there (e.g. a video's digest
+        and the frame index), so that a hit neither hashes nor preprocesses the pixels.
+        """
+        self._embed([as_rgb_array(image)], cache_key=cache_key)
         self._is_batch = False
 
     @torch.inference_mode()
@@ -81,14 +85,19 @@ class ImagePredictor:
         self._embed([as_rgb_array(img, what=f"image {i}") for i, img in enumerate(images)])
         self._is_batch = True
 
-    def _embed(self, images: list[np.ndarray]) -> None:
+    def _embed(self, images: list[np.ndarray], *, cache_key: Hashable | None = None) -> None:
         self.reset_predictor()
         size = self.model.config.image_size
-        batch = torch.stack([preprocess_image(img, size) for img in images]).to(self.device)
+
+        def batch() -> Tensor:
+            return torch.stack([preprocess_image(img, size) for img in images]).to(self.device)
+
         if self.feature_cache is None or len(images) != 1:
-            self._features = self.model.encode_image(batch)
+            self._features = self.model.encode_image(batch())
         else:
-            self._features = self.feature_cache.features(self.model, batch, self.model.encode_image)
+            self._features = self.feature_cache.features(
+                self.model, batch, self.model.encode_image, key=cache_key
+            )
         self._image_embed = self.model.image_embedding(self._features)
         self._orig_hw = [img.shape[:2] for img in images]
 
