@@ -460,3 +460,53 @@ def test_rename_categorise_and_delete_objects(client, store_url: str) -> None:
         f"/api/projects/{pid}/masklets/{m.id}", params={"version": m.version}, headers=admin
     )
     assert refused.status_code == 400 and "accepted" in refused.json()["detail"]
+
+
+def test_uploads_of_one_name_at_once_keep_both_files(tmp_path: Path, media: Path, monkeypatch) -> None:
+    """Two uploads of clip.mp4 putting their file in place at the same moment: two files, neither
+    overwritten (each thread's first move waits for the other's, so both chose the name first)."""
+    import threading
+
+    from masklet.engine.uploads import add_uploaded_video, staging_dir
+
+    barrier, first_move = threading.Barrier(2, timeout=10), set()
+
+    def in_step(real):
+        def move(src, dst, *args, **kwargs):
+            if threading.get_ident() not in first_move:
+                first_move.add(threading.get_ident())
+                barrier.wait()
+            return real(src, dst, *args, **kwargs)
+
+        return move
+
+    for name in ("link", "replace", "rename"):
+        monkeypatch.setattr(os, name, in_step(getattr(os, name)))
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    data = tmp_path / "data"
+    bodies = [(media / "clip.mp4").read_bytes(), (media / "long.mp4").read_bytes()]
+    with Store(url) as store:
+        pid = store.create_project("p", by="t").id
+        staged = []
+        for k, body in enumerate(bodies):
+            path = staging_dir(data) / f"{k}.part"
+            path.write_bytes(body)
+            staged.append(path)
+        videos, errors = [], []
+
+        def upload(k: int) -> None:
+            try:
+                videos.append(add_uploaded_video(store, pid, staged[k], "clip.mp4", data, by="t")[1])
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=upload, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        files = sorted(p.name for p in (data / "uploads" / str(pid)).iterdir())
+        assert files == ["clip-1.mp4", "clip.mp4"]
+        for v in videos:  # each row's file holds its own upload
+            assert Path(v.path).read_bytes() == bodies[v.frame_count == 13]

@@ -61,12 +61,23 @@ def staging_dir(data_dir: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def _free_name(folder: Path, name: str) -> Path:
+def _move_to_a_free_name(staged: Path, folder: Path, name: str) -> Path:
+    """Move `staged` to `folder/name`, or `name-1`, `name-2`, ... when taken; never over a file.
+
+    The name is claimed with a hard link, which fails if it exists: two uploads of one name at
+    once (two threads or two workers) get two files, not one file twice.
+    """
     stem, suffix = Path(name).stem, Path(name).suffix
-    candidate, n = folder / name, 1
-    while candidate.exists():
-        candidate, n = folder / f"{stem}-{n}{suffix}", n + 1
-    return candidate
+    n = 0
+    while True:
+        candidate = folder / (name if n == 0 else f"{stem}-{n}{suffix}")
+        try:
+            os.link(staged, candidate)
+        except FileExistsError:
+            n += 1
+            continue
+        staged.unlink()
+        return candidate
 
 
 def add_uploaded_video(
@@ -86,8 +97,7 @@ def add_uploaded_video(
         found = find_project(store, project)
         folder = Path(data_dir) / "uploads" / str(found.id)
         folder.mkdir(parents=True, exist_ok=True)
-        target = _free_name(folder, name)
-        os.replace(staged, target)
+        target = _move_to_a_free_name(staged, folder, name)
     finally:
         staged.unlink(missing_ok=True)
     try:
