@@ -143,3 +143,18 @@ def test_dead_server_and_stopped_server(setup, store_url: str) -> None:
     works[m0].step.set()
     closer.join(10)
     assert store.get_job(live.id).status == "interrupted"
+
+
+def test_a_masklet_with_an_open_job_is_not_deleted(store: Store, video) -> None:
+    """The store's own guard (the service answers MaskletBusy first; this holds when a job starts
+    on another worker between that check and the delete)."""
+    m = store.create_masklet(video.id, by="t")
+    job = store.create_job(m.id, phase=3, by="t", start_frame=None, reverse=False, frames_total=3)
+    with pytest.raises(InvalidEditError, match="being propagated"):
+        store.delete_masklet(m.id, expected_version=m.version, by="t")
+    store.start_job(job.id)
+    with pytest.raises(InvalidEditError, match="being propagated"):
+        store.delete_masklet(m.id, expected_version=m.version, by="t")
+    store.finish_job(job.id, JobStatus.DONE)
+    assert store.delete_masklet(m.id, expected_version=m.version, by="t") == 0
+    assert store.list_jobs(masklet_id=m.id) == []

@@ -38,7 +38,7 @@ from masklet.engine.store_checks import (
     json_text,
     one_of,
 )
-from masklet.engine.vocabulary import DELETED_MASKLET, EventAction
+from masklet.engine.vocabulary import DELETED_MASKLET, EventAction, JobStatus
 
 # Allowed status changes; a rejected masklet goes back to the annotation queue.
 TRANSITIONS = MappingProxyType(
@@ -208,6 +208,9 @@ class MaskletMethods(StoreMethods):
                 raise InvalidEditError(
                     f"masklet {masklet_id} is accepted; a reviewer moves it back to review before it can be deleted"
                 )
+            jobs = s.scalars(select(JobRow).where(JobRow.masklet_id == masklet_id))
+            if open_jobs := [j.id for j in jobs if not JobStatus(j.status).final]:
+                raise InvalidEditError(f"masklet {masklet_id} is being propagated (jobs {open_jobs})")
             frames = s.scalar(
                 select(func.count()).select_from(FrameMaskRow).where(FrameMaskRow.masklet_id == masklet_id)
             )
