@@ -6,11 +6,14 @@ import json
 import math
 import numbers
 import operator
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from masklet.engine.schema import VideoRow
 from masklet.errors import FormatError, MaskletError, PromptError
+
+_COCO_COUNTS = re.compile(r"[0-o]+")  # the compressed-RLE alphabet, '0'..'o'
 
 
 class StaleWriteError(MaskletError):
@@ -114,7 +117,7 @@ def rle_json(rle: Mapping[str, Any], *, height: int, width: int) -> str:
             f"RLE 'counts' must be a compressed string, got {type(counts).__name__}; "
             "compress uncompressed RLE with pycocotools.mask.frPyObjects first"
         )
-    if not counts or any(not "0" <= c <= "o" for c in counts):
+    if not _COCO_COUNTS.fullmatch(counts):
         raise FormatError("RLE 'counts' is empty or has characters outside the COCO alphabet ('0'..'o')")
     if (size[0], size[1]) != (height, width):
         raise FormatError(
