@@ -510,3 +510,18 @@ def test_uploads_of_one_name_at_once_keep_both_files(tmp_path: Path, media: Path
         assert files == ["clip-1.mp4", "clip.mp4"]
         for v in videos:  # each row's file holds its own upload
             assert Path(v.path).read_bytes() == bodies[v.frame_count == 13]
+
+
+def test_upload_names_on_a_file_system_without_hard_links(tmp_path: Path, monkeypatch) -> None:
+    from masklet.engine.uploads import _move_to_a_free_name
+
+    def no_links(*_):
+        raise PermissionError("hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "clip.mp4").write_bytes(b"first")
+    staged = tmp_path / "s.part"
+    staged.write_bytes(b"second")
+    moved = _move_to_a_free_name(staged, tmp_path, "clip.mp4")
+    assert moved.name == "clip-1.mp4" and moved.read_bytes() == b"second" and not staged.exists()
+    assert (tmp_path / "clip.mp4").read_bytes() == b"first"

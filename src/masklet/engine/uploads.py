@@ -76,6 +76,15 @@ def _move_to_a_free_name(staged: Path, folder: Path, name: str) -> Path:
         except FileExistsError:
             n += 1
             continue
+        except OSError:  # a file system without hard links: reserve the name, then move onto it
+            try:
+                with open(candidate, "xb"):
+                    pass
+            except FileExistsError:
+                n += 1
+                continue
+            os.replace(staged, candidate)
+            return candidate
         staged.unlink()
         return candidate
 
