@@ -365,10 +365,17 @@ def delete_video_masklet(
     expected_version: int,
     by: str,
     role: Role | str | None = None,
+    workflows: WorkflowRegistry | None = None,
 ) -> int:
-    """Delete a project's masklet that is not accepted, with its masks; returns how many frames it had."""
+    """Delete a project's masklet that is not accepted, with its masks; returns how many frames it had.
+
+    `workflows` (a server's open workflows) closes the deleted masklet's.
+    """
     masklet = editable_masklet(store, project, masklet_id, role, "delete masklets")
-    return store.delete_masklet(masklet.id, expected_version=expected_version, by=by)
+    frames = store.delete_masklet(masklet.id, expected_version=expected_version, by=by)
+    if workflows is not None:
+        workflows.discard(masklet.id)
+    return frames
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,10 +95,9 @@ def delete_masklet(
 ) -> None:
     """Delete an object that is not accepted, with all its masks."""
     service.delete_video_masklet(
-        store, project_id, masklet_id, expected_version=version, by=user.name, role=user.role
-    )
-    if request.app.state.workflows is not None:
-        request.app.state.workflows.discard(masklet_id)
+        store, project_id, masklet_id, expected_version=version, by=user.name, role=user.role,
+        workflows=request.app.state.workflows,
+    )  # fmt: skip
 
 
 @router.get("/videos/{video_id}/frames/{frame}/masks", response_model=list[FrameMaskOut])

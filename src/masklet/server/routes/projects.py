@@ -16,13 +16,13 @@ from pydantic import BaseModel, Field
 from masklet.engine import service
 from masklet.engine.permissions import Permission
 from masklet.engine.uploads import (
-    UploadNameError,
     UploadTooLarge,
     add_uploaded_video,
     check_upload_name,
     staging_dir,
 )
 from masklet.engine.vocabulary import MaskletStatus, ReviewAction
+from masklet.errors import MaskletError
 from masklet.server.deps import Reader, SettingsDep, StoreDep, user_allowed_to
 from masklet.server.paths import served_path
 from masklet.server.schemas import (
@@ -130,7 +130,7 @@ async def upload_video(
                     raise UploadTooLarge(limit)
                 out.write(chunk)
         if size == 0:
-            raise UploadNameError(f"{name!r}: the request body is empty; send the video file as the body")
+            raise MaskletError(f"{name!r}: the request body is empty; send the video file as the body")
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
