@@ -208,3 +208,21 @@ def test_state_dict_names_equal_official() -> None:
     # the official order: transformer first, the object-score head last
     assert next(iter(state)).startswith("transformer.layers.0.")
     assert list(state)[-1] == "pred_obj_score_head.layers.2.bias"
+
+
+@pytest.mark.parametrize("high_res", [True, False])
+def test_channels_last_upscaling_equals_the_official_layers(high_res: bool) -> None:
+    """`_upscale` works on tokens with the transposed convolutions as matmuls; it must equal
+    `output_upscaling` applied to the (B, C, h, w) map as the official layers are."""
+    dec = _decoder(use_high_res_features=high_res)
+    src = _inputs()["image_embeddings"]  # (2, C, H, W)
+    up1, norm, act1, up2, act2 = dec.output_upscaling
+    if high_res:
+        s0, s1 = _high_res(dec)
+        expected = act2(up2(act1(norm(up1(src) + s1))) + s0)
+    else:
+        expected = dec.output_upscaling(src)
+    tokens = src.flatten(2).transpose(1, 2)
+    got = dec._upscale(tokens, (H, W), _high_res(dec) if high_res else None)  # (2, 4H*4W, C/8)
+    got = got.transpose(1, 2).reshape(expected.shape)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)

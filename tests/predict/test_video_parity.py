@@ -50,7 +50,10 @@ FIXTURE_THREADS = 2
 pytestmark = [pytest.mark.slow, pytest.mark.threads(FIXTURE_THREADS)]
 
 MASK_AGREEMENT, LOGIT_ATOL, LOGIT_MAE, MEAN_ATOL, SCORE_ATOL = 0.9998, 2e-3, 2e-3, 1e-3, 1e-4
-DIFF_CORR, DIFF_MAE = 0.99, 5e-4
+# two objects' logit difference carries the noise of both: up to 7.6e-4 since the decoder's
+# upscaling runs channels last (the same sums in another order); objects mixed up would be off
+# by the reference difference itself, 0.08 or more in these sessions
+DIFF_CORR, DIFF_MAE = 0.99, 1e-3
 LOGIT_CLOSE = 0.999
 NO_OBJ_SCORE = -1024.0
 

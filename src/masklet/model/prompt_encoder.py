@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from masklet.model.common import LayerNorm2d
@@ -14,6 +17,40 @@ BACKGROUND_LABEL = 0
 FOREGROUND_LABEL = 1
 BOX_TOP_LEFT_LABEL = 2
 BOX_BOTTOM_RIGHT_LABEL = 3
+
+
+@dataclass(frozen=True, slots=True)
+class DenseFactors:
+    """A dense prompt (B, C, h, w) written as `features @ weight.T + bias` per grid position.
+
+    A mask prompt ends in a 1x1 convolution from 16 channels, and "no mask" is one vector,
+    so a linear map of the dense prompt (the decoder's first projections) can be applied
+    to these factors: 16 or 0 channels wide instead of C.
+    features: (B, K, h, w) or None (the prompt is `bias` everywhere); weight: (C, K); bias: (C,).
+    """
+
+    features: Tensor | None
+    weight: Tensor | None
+    bias: Tensor | None
+
+    def tokens(self) -> Tensor:
+        """The dense prompt as (B or 1, h*w or 1, C) tokens (broadcastable over image tokens)."""
+        if self.features is None or self.weight is None:
+            if self.bias is None:
+                raise ValueError("DenseFactors: no features and no bias")
+            return self.bias[None, None]
+        flat = self.features.flatten(2).transpose(1, 2)  # (B, L, K)
+        return F.linear(flat, self.weight, self.bias)
+
+    def through(self, linear: nn.Linear) -> Tensor:
+        """`linear`'s weight applied to the dense prompt (its bias left out): (B or 1, L or 1, out)."""
+        weight = linear.weight
+        shift = None if self.bias is None else self.bias @ weight.t()
+        if self.features is None or self.weight is None:
+            if shift is None:
+                raise ValueError("DenseFactors: no features and no bias")
+            return shift[None, None]
+        return F.linear(self.features.flatten(2).transpose(1, 2), weight @ self.weight, shift)
 
 
 class PromptEncoder(nn.Module):
@@ -94,6 +131,21 @@ class PromptEncoder(nn.Module):
             h, w = self.image_embedding_size
             dense = weight.reshape(1, -1, 1, 1).expand(batch, -1, h, w)
         return sparse, dense
+
+    def dense_factors(self, masks: Tensor | None) -> DenseFactors:
+        """The dense prompt of `forward` as an affine map of narrow features (see `DenseFactors`).
+
+        masks: (B, 1, 4h, 4w) logits, or None for the learned "no mask" vector.
+        """
+        if masks is None:
+            return DenseFactors(features=None, weight=None, bias=self.no_mask_embed.weight[0])
+        *narrowing, last = self.mask_downscaling
+        if not isinstance(last, nn.Conv2d) or last.kernel_size != (1, 1):
+            raise TypeError(f"PromptEncoder: the mask path must end in a 1x1 convolution, not {last}")
+        features = masks
+        for layer in narrowing:
+            features = layer(features)
+        return DenseFactors(features=features, weight=last.weight[:, :, 0, 0], bias=last.bias)
 
     def _embed_points(self, coords: Tensor, labels: Tensor, *, pad: bool) -> Tensor:
         """(B, P, 2) pixel coordinates and (B, P) labels -> (B, P', C) tokens."""

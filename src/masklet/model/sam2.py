@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from masklet.configs import SAM2Config, TrackingConfig
 from masklet.model import tracking
 from masklet.model.common import MLP
-from masklet.model.mask_decoder import DecoderOutput, MaskDecoder
+from masklet.model.mask_decoder import DecoderOutput, MaskDecoder, PreparedImage
 from masklet.model.memory_attention import MemoryAttention
 from masklet.model.memory_conditioning import MemoryInputs
 from masklet.model.memory_encoder import MemoryEncoder
@@ -129,14 +129,27 @@ class SAM2Model(nn.Module):
         mask_input: Tensor | None = None,
         multimask_output: bool,
         repeat_image: bool = False,
+        prepared: PreparedImage | None = None,
     ) -> DecoderOutput:
         """Run the prompt encoder and mask decoder on one image's features.
+
+        prepared: `prepare_image(image_embed)`, for the cheaper path of an image prompted
+        many times (interactive clicks, automatic masks); then repeat_image is implied.
 
         image_embed: (1 or B, C, h, w); point_coords: (B, P, 2) in model-input pixels
         (boxes enter as two corner points labelled 2 and 3, before the clicks);
         point_labels: (B, P) int; mask_input: (B, 1, 4h, 4w) logits.
         """
         points = None if point_coords is None else (point_coords, point_labels)
+        high_res = high_res_features if self.config.mask_decoder.use_high_res_features else None
+        if prepared is not None:
+            if point_coords is None and mask_input is None:
+                raise ValueError("predict_masks: a prepared image needs points or a mask prompt")
+            sparse, _ = self.sam_prompt_encoder(points=points, boxes=None, masks=None)
+            return self.sam_mask_decoder.forward_prepared(
+                prepared, sparse_prompt_embeddings=sparse, dense=self.sam_prompt_encoder.dense_factors(mask_input),
+                multimask_output=multimask_output, high_res_features=high_res,
+            )  # fmt: skip
         sparse, dense = self.sam_prompt_encoder(points=points, boxes=None, masks=mask_input)
         return self.sam_mask_decoder(
             image_embeddings=image_embed,
@@ -145,8 +158,12 @@ class SAM2Model(nn.Module):
             dense_prompt_embeddings=dense,
             multimask_output=multimask_output,
             repeat_image=repeat_image,
-            high_res_features=high_res_features if self.config.mask_decoder.use_high_res_features else None,
+            high_res_features=high_res,
         )
+
+    def prepare_image(self, image_embed: Tensor) -> PreparedImage:
+        """One image's embedding (1, C, h, w) made ready for many `predict_masks(prepared=...)` calls."""
+        return self.sam_mask_decoder.prepare_image(image_embed, self.sam_prompt_encoder.get_dense_pe())
 
     def track(
         self,

@@ -49,6 +49,10 @@ class Attention(nn.Module):
         """Project and split into heads: each (B, heads, L, internal_dim // heads)."""
         return self._split(self.q_proj(q)), self._split(self.k_proj(k)), self._split(self.v_proj(v))
 
+    def attend_projected(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """`forward` for inputs already through q_proj, k_proj and v_proj: (B, L, internal_dim) each."""
+        return self.attend_heads(self._split(q), self._split(k), self._split(v))
+
     def attend_heads(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Scaled dot-product attention over per-head tensors, merged and projected: (B, Lq, C)."""
         dropout_p = self.dropout_p if self.training else 0.0
@@ -92,8 +96,14 @@ class TwoWayAttentionBlock(nn.Module):
         # the first block sees the raw prompt tokens, which already carry their position
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(self, queries: Tensor, keys: Tensor, *, query_pe: Tensor, key_pe: Tensor) -> tuple[Tensor, Tensor]:
-        """queries (B, T, C), keys (B, L, C); pe of the same shapes (key_pe may have batch 1)."""
+    def forward(
+        self, queries: Tensor, keys: Tensor, *, query_pe: Tensor, key_pe: Tensor,
+        image_projections: tuple[Tensor, Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """queries (B, T, C), keys (B, L, C); pe of the same shapes (key_pe may have batch 1).
+
+        image_projections: `image_projections(keys, key_pe)` when the caller has them already.
+        """
         if self.skip_first_layer_pe:
             # no residual here: the self-attention output replaces the tokens
             queries = self.self_attn(queries, queries, queries)
@@ -102,12 +112,35 @@ class TwoWayAttentionBlock(nn.Module):
             queries = queries + self.self_attn(q, q, queries)
         queries = self.norm1(queries)
 
-        keys_pe = keys + key_pe
-        queries = self.norm2(queries + self.cross_attn_token_to_image(queries + query_pe, keys_pe, keys))
+        if image_projections is None:
+            image_projections = self.image_projections(keys, key_pe)
+        image_keys, image_values, image_queries = image_projections
+        to_image, to_tokens = self.cross_attn_token_to_image, self.cross_attn_image_to_token
+        attn = to_image.attend_projected(to_image.q_proj(queries + query_pe), image_keys, image_values)
+        queries = self.norm2(queries + attn)
         queries = self.norm3(queries + self.mlp(queries))
 
-        keys = self.norm4(keys + self.cross_attn_image_to_token(keys_pe, queries + query_pe, queries))
+        q = queries + query_pe
+        keys = self.norm4(keys + to_tokens.attend_projected(image_queries, to_tokens.k_proj(q), to_tokens.v_proj(queries)))
         return queries, keys
+
+    def image_projections(self, keys: Tensor, key_pe: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The block's projections of the image tokens as they enter it: token -> image keys
+        (with position) and values, image -> token queries (with position); (B, L, C') each."""
+        keys_pe = keys + key_pe
+        return (
+            self.cross_attn_token_to_image.k_proj(keys_pe),
+            self.cross_attn_token_to_image.v_proj(keys),
+            self.cross_attn_image_to_token.q_proj(keys_pe),
+        )
+
+    def image_projection_layers(self) -> tuple[nn.Linear, nn.Linear, nn.Linear]:
+        """The three layers of `image_projections`, in its order."""
+        return (
+            self.cross_attn_token_to_image.k_proj,
+            self.cross_attn_token_to_image.v_proj,
+            self.cross_attn_image_to_token.q_proj,
+        )
 
 
 class TwoWayTransformer(nn.Module):
@@ -147,13 +180,25 @@ class TwoWayTransformer(nn.Module):
         image_embedding: (B, C, h, w); image_pe: (B or 1, C, h, w);
         point_embedding: (B, T, C), the output tokens followed by the prompt tokens.
         """
-        # layout boundary: maps (B, C, h, w) -> tokens (B, L, C); the decoder turns keys back
+        # layout boundary: maps (B, C, h, w) -> tokens (B, L, C)
         keys = image_embedding.flatten(2).transpose(1, 2)  # (B, L, C)
         key_pe = image_pe.flatten(2).transpose(1, 2)  # (B or 1, L, C)
+        return self.forward_tokens(keys, key_pe=key_pe, point_embedding=point_embedding)
 
+    def forward_tokens(
+        self, keys: Tensor, *, key_pe: Tensor, point_embedding: Tensor,
+        first_projections: tuple[Tensor, Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """`forward` on image tokens (B, L, C) and their encoding (B or 1, L, C).
+
+        first_projections: the first block's `image_projections` of `keys`, when known.
+        """
         queries = point_embedding
-        for layer in self.layers:
-            queries, keys = layer(queries, keys, query_pe=point_embedding, key_pe=key_pe)
+        for i, layer in enumerate(self.layers):
+            queries, keys = layer(
+                queries, keys, query_pe=point_embedding, key_pe=key_pe,
+                image_projections=first_projections if i == 0 else None,
+            )  # fmt: skip
 
         attn = self.final_attn_token_to_image(queries + point_embedding, keys + key_pe, keys)
         queries = self.norm_final_attn(queries + attn)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from masklet.errors import PromptError, SessionError
+from masklet.model.mask_decoder import PreparedImage
 from masklet.model.sam2 import ImageFeatures, SAM2Model
 from masklet.predict.feature_cache import FeatureCache
 from masklet.predict.mask_ops import fill_holes_and_sprinkles
@@ -55,6 +56,7 @@ class ImagePredictor:
         self._image_embed: Tensor | None = None  # (B, C, h, w) with the no-memory embedding
         self._orig_hw: list[tuple[int, int]] = []
         self._is_batch = False
+        self._prepared: dict[int, PreparedImage] = {}
 
     @property
     def device(self) -> torch.device:
@@ -66,6 +68,7 @@ class ImagePredictor:
 
     def reset_predictor(self) -> None:
         self._features, self._image_embed, self._orig_hw, self._is_batch = None, None, [], False
+        self._prepared = {}  # image index -> its decoder inputs, made at its first prompt
 
     @torch.inference_mode()
     def set_image(self, image: Any, *, cache_key: Hashable | None = None) -> None:
@@ -196,6 +199,11 @@ class ImagePredictor:
         """
         if self._features is None or self._image_embed is None:
             raise SessionError("no image is set: call set_image(...) first")
+        prepared = None
+        if point_coords is not None or mask_input is not None:
+            prepared = self._prepared.get(index)
+            if prepared is None:
+                prepared = self._prepared[index] = self.model.prepare_image(self._image_embed[index : index + 1])
         out = self.model.predict_masks(
             self._image_embed[index : index + 1],
             self._features.select(index).high_res_features,
@@ -204,6 +212,7 @@ class ImagePredictor:
             mask_input=mask_input,
             multimask_output=multimask_output,
             repeat_image=point_coords is not None and point_coords.shape[0] > 1,
+            prepared=prepared,
         )
         cleaned = fill_holes_and_sprinkles(
             out.mask_logits, threshold=self.mask_threshold,
