@@ -109,8 +109,8 @@ def main() -> int:
 
     start_up = click(solo, mid, frames[0])[1]  # the server's first click: opens the video and workflow too
     first = {f: click(solo, mid, f)[1] for f in frames[1:4]}
-    # in rounds of 5 clicks, each round a fresh prompt (Phase 1 of SA-V took 4.8 clicks per clicked
-    # frame): the decoder's cost grows with the clicks it is given (60 at once: +24 ms)
+    # in rounds of 5 clicks, each round a fresh prompt (an annotator gives a frame a few clicks, not
+    # sixty): the decoder's cost grows with the clicks it is given (60 at once: +24 ms)
     encoded = [click(solo, mid, frames[1], clear=k % CLICKS_PER_ROUND == 0)[1] for k in range(args.clicks)]
     predictor = ImagePredictor(app.state.model)
     with open_frame_source(media / "clip.mp4") as source:
