@@ -50,6 +50,7 @@ CASES = {
         multimask=True,
     ),
     "a mask alone": dict(points=None, labels=None, mask=True, multimask=False),
+    "two masks alone": dict(points=None, labels=None, mask=True, multimask=True, batch=2),
 }
 
 
@@ -60,7 +61,7 @@ def test_prepared_path_equals_the_plain_one(model, case: str) -> None:
     embed, high_res = _image()
     coords = None if spec["points"] is None else torch.tensor(spec["points"])
     labels = None if spec["labels"] is None else torch.tensor(spec["labels"], dtype=torch.int32)
-    batch = 1 if coords is None else coords.shape[0]
+    batch = spec.get("batch", 1) if coords is None else coords.shape[0]
     mask = (
         4 * torch.randn(batch, 1, SIZE // 4, SIZE // 4, generator=torch.Generator().manual_seed(3))
         if spec["mask"]

@@ -145,7 +145,8 @@ class SAM2Model(nn.Module):
         if prepared is not None:
             if point_coords is None and mask_input is None:
                 raise ValueError("predict_masks: a prepared image needs points or a mask prompt")
-            sparse, _ = self.sam_prompt_encoder(points=points, boxes=None, masks=None)
+            # masks only for the batch size when no points give it; the dense prompt goes as factors
+            sparse, _ = self.sam_prompt_encoder(points=points, boxes=None, masks=mask_input if points is None else None)
             return self.sam_mask_decoder.forward_prepared(
                 prepared, sparse_prompt_embeddings=sparse, dense=self.sam_prompt_encoder.dense_factors(mask_input),
                 multimask_output=multimask_output, high_res_features=high_res,
