@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from seeded import load_seeded
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = REPO / "tests" / "data" / "videos" / "bedroom_frames"
 OUT = REPO / "benchmarks" / "results"
-SEED = 9  # the video parity fixtures' seed: under it the clicks below find an object (random weights)
 FULL_BANK_FROM = 7  # 1 conditioning frame + 6 recent frames in memory (num_maskmem = 7)
 OFFICIAL_CONFIGS = {
     "sam2.1_hiera_t": "configs/sam2.1/sam2.1_hiera_t.yaml",
@@ -52,22 +52,13 @@ def clicks(objects: int) -> list[list[float]]:
 
 
 # ------------------------------------------------------------------------------------- workers
-def _seeded(state_dict_shapes: dict) -> dict:
-    sys.path.insert(0, str(REPO / "tools" / "parity"))
-    import seeded_weights as sw
-
-    return sw.seeded_state_dict(state_dict_shapes, SEED)
-
-
 def run_official(args: argparse.Namespace) -> dict:
     import torch
     from sam2.build_sam import build_sam2_video_predictor
 
     torch.set_num_threads(args.threads)
     predictor = build_sam2_video_predictor(OFFICIAL_CONFIGS[args.model], None, device="cpu")
-    predictor.load_state_dict(
-        _seeded({k: tuple(v.shape) for k, v in predictor.state_dict().items()}), strict=True
-    )
+    load_seeded(predictor)
     predictor.eval()
     predictor.fill_hole_area = 0
 
@@ -105,7 +96,7 @@ def run_masklet(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     model = build_sam2(args.model)
-    model.load_state_dict(_seeded({k: tuple(v.shape) for k, v in model.state_dict().items()}), strict=True)
+    load_seeded(model)
     predictor = VideoPredictor(model, fill_hole_area=0)
     t = time.perf_counter()
     with predictor.start(str(FRAMES)) as session:
