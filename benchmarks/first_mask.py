@@ -1,117 +1,125 @@
 """Time to the first mask on a long video, against Meta's sam2 (a script, not a test).
 
-    python benchmarks/first_mask.py --reference-python ../refenv/bin/python [--frames 1000] [--threads 2]
+    python benchmarks/first_mask.py --reference-python ../refenv/bin/python [--hf-python ../refenv/bin/python] \\
+        [--frames 1000] [--threads 2]
 
 A synthetic 960x540 clip of --frames frames (masklet.io.synthetic: moving textured shapes) is
 written twice: as an mp4 and as the official predictor's JPEG folder (sam2 1.1.0 reads an mp4
 only through decord, which it does not install). Each side runs in a process of its own, with the
-same seeded weights (tools/parity/seeded_weights.py): from nothing to the mask of one click on
-frame 0, i.e. the official `init_state` + `add_new_points_or_box`, masklet's `start` +
-`add_prompt`. masklet is timed on the mp4 and on the same JPEG folder; the official on the folder
-(writing the folder is not counted for it). Also reported: each process's peak RSS, and how far
-masklet's first mask agrees with the official's on the same JPEGs.
+same checkpoint (seeded random weights, or --checkpoint): from nothing to the mask of one click on
+frame 0, i.e. the official `init_state` + `add_new_points_or_box`; Hugging Face's own way (the
+JPEGs read with PIL, its processor's `init_video_session` over all of them, then the click; it has
+no lazy loader); masklet's `start` + `add_prompt`. masklet is timed on the mp4 and on the same JPEG
+folder; the others on the folder (writing the folder is not counted for anyone). Also reported:
+each process's peak RSS, and how far each first mask agrees with the official's on the same JPEGs
+(HF's processor resizes bilinearly, the official bicubically).
 Writes benchmarks/results/first_mask.json and .md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from seeded import load_seeded
+from common import (
+    NAMES,
+    OFFICIAL_CONFIGS,
+    WorkerFailed,
+    add_common_arguments,
+    agreement,
+    machine,
+    machine_line,
+    peak_rss_mib,
+    pythons,
+    run_worker,
+    save_worker_result,
+    write_results,
+    write_seeded_checkpoint,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "benchmarks" / "results"
 CLICK = [400.0, 200.0]
-CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def run_official(video: str, threads: int) -> dict:
+def run_official(args: argparse.Namespace) -> dict:
     import torch
     from sam2.build_sam import build_sam2_video_predictor
 
-    torch.set_num_threads(threads)
-    predictor = build_sam2_video_predictor(CONFIG, None, device="cpu")
-    load_seeded(predictor)
-    predictor.eval()
+    torch.set_num_threads(args.threads)
+    predictor = build_sam2_video_predictor(OFFICIAL_CONFIGS[args.model], args.checkpoint, device="cpu")
     with torch.inference_mode():
         t = time.perf_counter()
-        state = predictor.init_state(video)
+        state = predictor.init_state(args.video)
         _, _, logits = predictor.add_new_points_or_box(
             state, frame_idx=0, obj_id=1, points=np.array([CLICK], np.float32), labels=np.array([1], np.int32)
         )
         seconds = time.perf_counter() - t
-    return {"seconds": seconds, "mask": (logits[0, 0] > 0).numpy(), "peak_rss_mib": _peak_rss_mib()}
+    return {"seconds": seconds, "mask": (logits[0, 0] > 0).numpy(), "peak_rss_mib": peak_rss_mib()}
 
 
-def run_masklet(video: str, threads: int) -> dict:
+def run_hf(args: argparse.Namespace) -> dict:
+    import torch
+    from hf_side import build_hf, hf_click
+    from PIL import Image
+
+    torch.set_num_threads(args.threads)
+    net, processor = build_hf(args.model, Path(args.checkpoint))
+    with torch.inference_mode():
+        t = time.perf_counter()
+        frames = []
+        for path in sorted(Path(args.video).glob("*.jpg")):
+            with Image.open(path) as image:
+                frames.append(np.asarray(image.convert("RGB")))
+        session = processor.init_video_session(video=frames, inference_device="cpu")
+        del frames
+        logits = hf_click(net, processor, session, 0, 1, [CLICK], [1], True)
+        seconds = time.perf_counter() - t
+    return {"seconds": seconds, "mask": (logits > 0).numpy(), "peak_rss_mib": peak_rss_mib()}
+
+
+def run_masklet(args: argparse.Namespace) -> dict:
     import torch
 
     from masklet.build import build_sam2
     from masklet.predict.video import VideoPredictor
 
-    torch.set_num_threads(threads)
-    model = build_sam2("sam2.1_hiera_t")
-    load_seeded(model)
-    t = time.perf_counter()
-    with VideoPredictor(model).start(video) as session:
-        _, logits = session.add_prompt(frame=0, obj_id=1, points=[CLICK], labels=[1])
-        seconds = time.perf_counter() - t
-        mask = (logits[0] > 0).numpy()
-    return {"seconds": seconds, "mask": mask, "peak_rss_mib": _peak_rss_mib()}
+    torch.set_num_threads(args.threads)
+    model = build_sam2(args.model, checkpoint=args.checkpoint)
+    with torch.inference_mode():
+        t = time.perf_counter()
+        with VideoPredictor(model).start(args.video) as session:
+            _, logits = session.add_prompt(frame=0, obj_id=1, points=[CLICK], labels=[1])
+            seconds = time.perf_counter() - t
+            mask = (logits[0] > 0).numpy()
+    return {"seconds": seconds, "mask": mask, "peak_rss_mib": peak_rss_mib()}
 
 
-def _worker(python: str, which: str, video: Path, threads: int, out: Path) -> dict:
-    cmd = [
-        python,
-        __file__,
-        "--worker",
-        which,
-        "--video",
-        str(video),
-        "--threads",
-        str(threads),
-        "--out",
-        str(out),
-    ]
-    subprocess.run(cmd, check=True, cwd=REPO)
-    with np.load(out) as z:
-        return {"seconds": float(z["seconds"]), "mask": z["mask"], "peak_rss_mib": float(z["peak_rss_mib"])}
+WORKERS = {"official": run_official, "hf": run_hf, "masklet": run_masklet}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--reference-python", help="python of a venv with sam2==1.1.0")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser)
     parser.add_argument("--frames", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--worker", choices=["masklet", "official"], help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", help="an official checkpoint for every side (default: seeded weights)")
     parser.add_argument("--video", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        result = (run_official if args.worker == "official" else run_masklet)(args.video, args.threads)
-        np.savez(args.out, **result)
+        save_worker_result(args.out, args.worker, WORKERS[args.worker](args))
         return 0
-    if not args.reference_python:
-        parser.error("--reference-python is needed: the figure is a ratio against the official code")
+    sides = pythons(parser, args)
 
     from masklet.io.synthetic import iter_synthetic_video, write_frame_folder, write_mp4
 
+    runs: dict[str, dict] = {}
+    failed: dict[str, str] = {}
+    versions: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        checkpoint = args.checkpoint or str(write_seeded_checkpoint(args.model, root / "weights.pt"))
         print(f"writing a {args.frames}-frame 960x540 clip as mp4 and as JPEGs ...", flush=True)
         mp4 = write_mp4(
             (f.image for f in iter_synthetic_video(args.frames, 540, 960, num_objects=3)), root / "clip.mp4"
@@ -120,46 +128,56 @@ def main() -> int:
         write_frame_folder(
             (f.image for f in iter_synthetic_video(args.frames, 540, 960, num_objects=3)), folder
         )
-        runs = {
-            "official (JPEG folder)": _worker(
-                args.reference_python, "official", folder, args.threads, root / "o.npz"
-            ),
-            "masklet (mp4)": _worker(sys.executable, "masklet", mp4, args.threads, root / "m.npz"),
-            "masklet (JPEG folder)": _worker(sys.executable, "masklet", folder, args.threads, root / "f.npz"),
-        }
-    official = runs["official (JPEG folder)"]
-    agreement = float((official["mask"] == runs["masklet (JPEG folder)"]["mask"]).mean())
+        plan = [(f"{NAMES[k]} (JPEG folder)", k, v, folder) for k, v in sides.items()]
+        plan.append((f"{NAMES['masklet']} (mp4)", "masklet", sides["masklet"], mp4))
+        for i, (label, which, python, video) in enumerate(plan):
+            print(f"{label} ...", flush=True)
+            forwarded = ["--model", args.model, "--threads", str(args.threads), "--checkpoint", checkpoint,
+                         "--video", str(video)]  # fmt: skip
+            try:
+                runs[label] = run_worker(python, __file__, which, root / f"{i}.npz", forwarded)
+            except WorkerFailed as failure:
+                if which == "official":
+                    raise
+                failed[label] = str(failure)  # a side that cannot hold the video is a result too
+                print(f"  {failure}", flush=True)
+                continue
+            versions[which] = str(runs[label]["version"])
+    official = runs[f"{NAMES['official']} (JPEG folder)"]
     result = {
+        "machine": machine(args.threads, versions),
         "frames": args.frames,
         "size": "960x540",
-        "threads": args.threads,
-        "model": "sam2.1_hiera_t (seeded random weights), 1024 input, float32",
-        "seconds": {k: v["seconds"] for k, v in runs.items()},
-        "peak_rss_mib": {k: v["peak_rss_mib"] for k, v in runs.items()},
-        "speedup": {k: official["seconds"] / v["seconds"] for k, v in runs.items()},
-        "first_mask_agreement_same_jpegs": agreement,
+        "model": f"{args.model} ({'seeded random weights' if not args.checkpoint else args.checkpoint}), "
+        "1024 input, float32",
+        "seconds": {k: float(v["seconds"]) for k, v in runs.items()},
+        "peak_rss_mib": {k: float(v["peak_rss_mib"]) for k, v in runs.items()},
+        "speedup": {k: float(official["seconds"] / v["seconds"]) for k, v in runs.items()},
+        "first_mask_agreement": {k: agreement(v["mask"], official["mask"]) for k, v in runs.items()},
         "official_mask_cover": float(official["mask"].mean()),
+        "failed": failed,
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "first_mask.json").write_text(json.dumps(result, indent=2) + "\n")
+    cover = result["official_mask_cover"]
     md = [
-        f"# Time to the first mask on a {args.frames}-frame 960x540 video ({result['model']}, {args.threads} threads)",
+        f"# Time to the first mask on a {args.frames}-frame 960x540 video ({result['model']})",
         "",
-        "| | seconds | vs official | peak RSS |",
-        "| --- | --- | --- | --- |",
+        machine_line(result["machine"]),
+        "",
+        "| | seconds | vs official | peak RSS | first mask equal to the official's |",
+        "| --- | --- | --- | --- | --- |",
         *[
-            f"| {k} | {v['seconds']:.1f} s | {result['speedup'][k]:.1f}x | {v['peak_rss_mib']:.0f} MiB |"
-            for k, v in runs.items()
-        ],  # fmt: skip
+            f"| {k} | {result['seconds'][k]:.1f} s | {result['speedup'][k]:.1f}x | {result['peak_rss_mib'][k]:.0f} MiB "
+            f"| {100 * result['first_mask_agreement'][k]:.3f} % |"
+            for k in runs
+        ],
+        *[f"| {k} | no result: {why} | - | - | - |" for k, why in failed.items()],
         "",
-        f"masklet's first mask on the same JPEGs equals the official's on {100 * agreement:.3f} % of the pixels "
-        f"(the official mask covers {100 * result['official_mask_cover']:.1f} %"
-        + (")." if 0.01 < result["official_mask_cover"] < 0.99
+        f"The official mask covers {100 * cover:.1f} % of the frame"
+        + ("." if 0.01 < cover < 0.99
            else ": under random weights this click found no object, so the agreement says little; "
-                "benchmarks/propagation.py compares non-trivial masks)."),  # fmt: skip
+                "benchmarks/propagation.py compares non-trivial masks."),  # fmt: skip
     ]
-    (OUT / "first_mask.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results("first_mask", result, md)
     return 0
 
 

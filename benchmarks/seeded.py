@@ -18,6 +18,11 @@ import seeded_weights as sw  # noqa: E402
 SEED = 9
 
 
+def seeded_state_dict_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The seeded rule's value of every parameter and buffer of `module`."""
+    return sw.seeded_state_dict(sw.shapes_of(module.state_dict()), SEED)
+
+
 def load_seeded(module: torch.nn.Module) -> None:
     """Replace every parameter and buffer of `module` with the seeded rule's (strict)."""
-    module.load_state_dict(sw.seeded_state_dict(sw.shapes_of(module.state_dict()), SEED), strict=True)
+    module.load_state_dict(seeded_state_dict_of(module), strict=True)
