@@ -108,7 +108,8 @@ def apply_hydra_overrides(cfg: SAM2Config, overrides: list[str]) -> SAM2Config:
         if field_name.startswith("_target_"):
             continue  # class paths have no meaning here
         if field_name in _NO_EFFECT:
-            log.info("%s has no effect in masklet (nothing is compiled)", field_name)
+            log.info("%s has no effect in masklet (exact mode compiles nothing; see VideoPredictor(fast=True))",
+                     field_name)  # fmt: skip
             continue
         if field_name in _REFUSED_WHEN_SET:
             if value is not False:
@@ -210,11 +211,12 @@ def build_sam2_video_predictor(
 ) -> SAM2VideoPredictor:
     """The official `sam2.build_sam.build_sam2_video_predictor`, with the same arguments.
 
-    `vos_optimized` (upstream: a compiled image encoder) changes nothing here. Session
-    switches such as `++model.add_all_frames_to_correct_as_cond=true` are honoured.
+    `vos_optimized` (upstream: a compiled image encoder) changes nothing here: the official
+    arithmetic stays exact (masklet's own `VideoPredictor(fast=True)` compiles the encoder on CUDA).
+    Session switches such as `++model.add_all_frames_to_correct_as_cond=true` are honoured.
     """
     if vos_optimized:
-        log.info("vos_optimized has no effect in masklet (nothing is compiled)")
+        log.info("vos_optimized has no effect in masklet (exact mode; see VideoPredictor(fast=True))")
     model = _build_model(
         config_file, ckpt_path, device, mode, hydra_overrides_extra, apply_postprocessing, video=True
     )

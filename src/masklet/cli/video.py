@@ -217,7 +217,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     source = open_frame_source(args.video)  # before the model: a bad video fails fast
     try:
         model = build_model_from_args(args)
-        with VideoPredictor(model).start(source) as session:
+        with VideoPredictor(model, fast=args.fast).start(source) as session:
             tracked, seconds = _track(session, prompts, args)
         _write_masks(tracked, args, (source.height, source.width))
         if args.overlay:
@@ -279,6 +279,9 @@ def register(subparsers: Any) -> None:
                    help="first frame to track (default: the earliest prompted frame, "
                    "the latest with --reverse)")  # fmt: skip
     p.add_argument("--max-frames", type=positive_int, default=None, help="track at most this many frames")
+    p.add_argument("--fast", action="store_true",
+                   help="speed over exactness: bfloat16 where the device computes it (CUDA, CPUs with "
+                   "AVX-512 BF16 or AMX; elsewhere float32 as without it), the image encoder compiled on CUDA")  # fmt: skip
     add_model_args(p)
     p.set_defaults(func=cmd_track)
 

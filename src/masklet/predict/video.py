@@ -34,6 +34,7 @@ Semantics are the official `SAM2VideoPredictor`'s (sam2 1.1.0), with these choic
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -51,6 +52,7 @@ from masklet.model.sam2 import SAM2Model
 from masklet.model.tracking import NO_OBJ_SCORE, non_overlapping
 from masklet.predict.held_bytes import held_array_bytes
 from masklet.predict.memory_bank import BankRules
+from masklet.predict.precision import FastMode, resolve_fast_mode
 from masklet.predict.results import FrameResult, ResultStore, upsample
 from masklet.predict.spill import SpillDir
 from masklet.predict.video_config import MemoryUsage, SessionLimits, session_tracking_config
@@ -68,6 +70,9 @@ class VideoPredictor:
 
     tracking: further `TrackingConfig` inference switches (names in `video_config.SESSION_FLAGS`).
     spill_dir: where session folders are made (the system temp folder by default).
+    fast: speed over exactness (`predict.precision`): True computes in bfloat16 where the device
+    has it (CUDA, CPUs with AVX-512 BF16 or AMX) and compiles the image encoder on CUDA; a
+    `FastMode` says exactly what. False (the default) is the official float32 arithmetic.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class VideoPredictor:
         max_results_in_memory: int = 64,
         max_cached_features: int = 2,
         spill_dir: str | os.PathLike[str] | None = None,
+        fast: bool | FastMode = False,
     ) -> None:
         changes = {**(tracking or {}), "add_all_frames_to_correct_as_cond": add_all_frames_to_correct_as_cond}
         if fill_hole_area is not None:
@@ -88,6 +94,11 @@ class VideoPredictor:
         self.model = model
         self.config = session_tracking_config(model.config.tracking, changes)
         self.limits = SessionLimits(max_memory_frames, max_results_in_memory, max_cached_features, spill_dir)
+        self.fast = resolve_fast_mode(fast, model.device)
+        encode = model.encode_image
+        if self.fast.compile_image_encoder:
+            encode = torch.compile(encode, dynamic=False)
+        self._encode = encode
 
     def start(self, source: Any, *, max_buffered: int = 16) -> TrackingSession:
         """A new session over a video path, a frame folder, a list of arrays, an iterator or a FrameSource.
@@ -101,7 +112,9 @@ class VideoPredictor:
             if owned:
                 frames.close()
             raise FrameSourceError(f"{frames.name}: the video has no frames")
-        feed = FrameFeed(frames, self.model, max_cached=self.limits.max_cached_features, owned=owned)
+        feed = FrameFeed(
+            frames, self.model, max_cached=self.limits.max_cached_features, owned=owned, encode=self._encode
+        )
         return TrackingSession(self, feed)
 
 
@@ -111,6 +124,7 @@ class TrackingSession:
     def __init__(self, predictor: VideoPredictor, frames: FrameFeed) -> None:
         self.config = predictor.config
         self._model = predictor.model
+        self._fast = predictor.fast
         self._frames = frames
         self._spill = SpillDir(predictor.limits.spill_dir)
         self._results = ResultStore(self._spill, max_in_memory=predictor.limits.max_results_in_memory)
@@ -225,18 +239,19 @@ class TrackingSession:
             earlier = obj.output(frame, self._results)
             if earlier is not None:
                 prev_logits = earlier.clamp(-PREV_LOGITS_CLAMP, PREV_LOGITS_CLAMP)
-        out = obj.prompt_step(
-            self._model,
-            self.config,
-            self._frames.features(frame),
-            frame=frame,
-            is_init=is_init,
-            coords=coords,
-            labels=labels_t,
-            mask=prompt.mask,
-            prev_logits=prev_logits,
-            num_frames=self._ptr_num_frames,
-        )
+        with self._compute():
+            out = obj.prompt_step(
+                self._model,
+                self.config,
+                self._frames.features(frame),
+                frame=frame,
+                is_init=is_init,
+                coords=coords,
+                labels=labels_t,
+                mask=prompt.mask,
+                prev_logits=prev_logits,
+                num_frames=self._ptr_num_frames,
+            )
         # nothing above changed the session: a failed prompt leaves it as it was
         self._frames.pin(frame)
         if prompt.mask is None:
@@ -322,16 +337,17 @@ class TrackingSession:
             while (stop is None or frame != stop) and self._frames.exists(frame):
                 if self._epoch != epoch or self._closed:
                     raise SessionError("the session changed during propagation; call propagate() again")
-                track_objects(
-                    self._model,
-                    self.config,
-                    self._frames.features(frame),
-                    list(self._objects.values()),
-                    frame=frame,
-                    reverse=reverse,
-                    num_frames=self._ptr_num_frames,
-                    results=self._results,
-                )
+                with self._compute():  # per step: an autocast must not span the yield
+                    track_objects(
+                        self._model,
+                        self.config,
+                        self._frames.features(frame),
+                        list(self._objects.values()),
+                        frame=frame,
+                        reverse=reverse,
+                        num_frames=self._ptr_num_frames,
+                        results=self._results,
+                    )
                 bar.update(1)
                 yield frame, self.obj_ids, self._frame_logits(frame)
                 frame += step
@@ -340,10 +356,15 @@ class TrackingSession:
         """Write the prompted frames' outputs into memory (the official preflight)."""
         for obj in self._objects.values():
             for frame in list(obj.pending):
-                commit_pending(
-                    self._model, self.config, self._frames.features(frame), obj, frame, self._results
-                )
+                with self._compute():
+                    commit_pending(
+                        self._model, self.config, self._frames.features(frame), obj, frame, self._results
+                    )
                 self._unpin_if_unused(frame)
+
+    def _compute(self) -> contextlib.AbstractContextManager[None]:
+        """Where the model runs: exact float32, or fast mode's autocast."""
+        return self._fast.compute(self._model.device)
 
     def _unpin_if_unused(self, frame: int) -> None:
         if not any(frame in obj.pending for obj in self._objects.values()):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import operator
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
+from torch import Tensor
 
 from masklet.errors import FrameSourceError
 from masklet.io.frames import FrameSource
@@ -23,13 +24,20 @@ class FrameFeed:
     """Random access to a `FrameSource`'s frames and cached image features."""
 
     def __init__(
-        self, source: FrameSource, model: SAM2Model, *, max_cached: int = 2, owned: bool = True
+        self,
+        source: FrameSource,
+        model: SAM2Model,
+        *,
+        max_cached: int = 2,
+        owned: bool = True,
+        encode: Callable[[Tensor], ImageFeatures] | None = None,
     ) -> None:
         if max_cached < 1:
             raise ValueError(f"max_cached must be at least 1 (the current frame), got {max_cached}")
         self.source = source
         self.max_cached = max_cached
         self._model = model
+        self._encode = encode or model.encode_image  # fast mode may give a compiled one
         self._owned = owned
         self._cache: OrderedDict[int, ImageFeatures] = OrderedDict()
         self._pinned: dict[int, ImageFeatures] = {}
@@ -111,7 +119,7 @@ class FrameFeed:
         image = self.source.get(frame)
         size = self._model.config.image_size
         pixels = preprocess_video_frame(image, size)[None].to(self._model.device)
-        full = self._model.encode_image(pixels)
+        full = self._encode(pixels)
         # only the lowest level's position encoding is read later; the larger ones are dropped
         features = ImageFeatures(backbone_fpn=full.backbone_fpn, vision_pos_enc=full.vision_pos_enc[-1:])
         self._cache[frame] = features
