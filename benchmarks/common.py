@@ -171,6 +171,30 @@ def write_seeded_checkpoint(model: str, path: Path) -> Path:
     return path
 
 
+def official_video_predictor(model: str, checkpoint: str, threads: int):
+    """The official SAM2VideoPredictor on the CPU with the checkpoint's weights (under --reference-python)."""
+    import torch
+    from sam2.build_sam import build_sam2_video_predictor
+
+    torch.set_num_threads(threads)
+    return build_sam2_video_predictor(OFFICIAL_CONFIGS[model], checkpoint, device="cpu")
+
+
+def official_first_mask(predictor, video: str, click: list[float]) -> tuple[float, dict, np.ndarray]:
+    """The official way from nothing to one click's mask on frame 0: (seconds, state, mask (H, W))."""
+    import time
+
+    import torch
+
+    with torch.inference_mode():
+        t = time.perf_counter()
+        state = predictor.init_state(video)
+        _, _, logits = predictor.add_new_points_or_box(
+            state, frame_idx=0, obj_id=1, points=np.array([click], np.float32), labels=np.array([1], np.int32)
+        )
+        return time.perf_counter() - t, state, (logits[0, 0] > 0).numpy()
+
+
 def time_calls(fn, repeats: int, warmup: int = 1) -> list[float]:
     """Seconds of each of `repeats` calls of fn after `warmup` untimed ones."""
     import time

@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 from common import (
     NAMES,
-    OFFICIAL_CONFIGS,
     WorkerFailed,
     add_common_arguments,
     agreement,
     machine,
     machine_line,
+    official_first_mask,
+    official_video_predictor,
     peak_rss_mib,
     pythons,
     run_worker,
@@ -45,19 +46,9 @@ CLICK = [400.0, 200.0]
 
 
 def run_official(args: argparse.Namespace) -> dict:
-    import torch
-    from sam2.build_sam import build_sam2_video_predictor
-
-    torch.set_num_threads(args.threads)
-    predictor = build_sam2_video_predictor(OFFICIAL_CONFIGS[args.model], args.checkpoint, device="cpu")
-    with torch.inference_mode():
-        t = time.perf_counter()
-        state = predictor.init_state(args.video)
-        _, _, logits = predictor.add_new_points_or_box(
-            state, frame_idx=0, obj_id=1, points=np.array([CLICK], np.float32), labels=np.array([1], np.int32)
-        )
-        seconds = time.perf_counter() - t
-    return {"seconds": seconds, "mask": (logits[0, 0] > 0).numpy(), "peak_rss_mib": peak_rss_mib()}
+    predictor = official_video_predictor(args.model, args.checkpoint, args.threads)
+    seconds, _state, mask = official_first_mask(predictor, args.video, CLICK)
+    return {"seconds": seconds, "mask": mask, "peak_rss_mib": peak_rss_mib()}
 
 
 def run_hf(args: argparse.Namespace) -> dict:

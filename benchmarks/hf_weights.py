@@ -107,14 +107,14 @@ def hf_video_config(model: str):
         backbone = Sam2HieraDetConfig(
             hidden_size=112, embed_dim_per_stage=[112, 224, 448, 896], num_attention_heads_per_stage=[2, 4, 8, 16],
             blocks_per_stage=[2, 3, 16, 3], global_attention_blocks=[12, 16, 20],
-            window_positional_embedding_background_size=(14, 14),
+            window_positional_embedding_background_size=[14, 14],
         )  # fmt: skip
         vision = Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=[896, 448, 224, 112])
     elif model.endswith("hiera_l"):
         backbone = Sam2HieraDetConfig(
             hidden_size=144, embed_dim_per_stage=[144, 288, 576, 1152], num_attention_heads_per_stage=[2, 4, 8, 16],
             blocks_per_stage=[2, 6, 36, 4], global_attention_blocks=[23, 33, 43],
-            window_positional_embedding_background_size=(7, 7), window_size_per_stage=[8, 4, 16, 8],
+            window_positional_embedding_background_size=[7, 7], window_size_per_stage=[8, 4, 16, 8],
         )  # fmt: skip
         vision = Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=[1152, 576, 288, 144])
     else:

@@ -24,13 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from common import (
     NAMES,
-    OFFICIAL_CONFIGS,
     add_common_arguments,
     machine,
     machine_line,
+    official_first_mask,
+    official_video_predictor,
     peak_rss_mib,
     pythons,
     run_worker,
@@ -43,18 +43,8 @@ CLICK = [480.0, 270.0]
 
 
 def run_official(args: argparse.Namespace) -> dict:
-    import torch
-    from sam2.build_sam import build_sam2_video_predictor
-
-    torch.set_num_threads(args.threads)
-    predictor = build_sam2_video_predictor(OFFICIAL_CONFIGS[args.model], args.checkpoint, device="cpu")
-    with torch.inference_mode():
-        t = time.perf_counter()
-        state = predictor.init_state(args.video)
-        predictor.add_new_points_or_box(
-            state, frame_idx=0, obj_id=1, points=np.array([CLICK], np.float32), labels=np.array([1], np.int32)
-        )
-        seconds = time.perf_counter() - t
+    predictor = official_video_predictor(args.model, args.checkpoint, args.threads)
+    seconds, state, _mask = official_first_mask(predictor, args.video, CLICK)
     return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "frames": state["num_frames"]}
 
 

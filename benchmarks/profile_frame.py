@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from common import FRAMES, machine, machine_line, model_stem, write_results
+from common import FRAMES, machine, machine_line, model_stem, worker_versions, write_results
 from seeded import load_seeded
 
 FULL_BANK_FROM = 7
@@ -83,7 +83,7 @@ def main() -> int:
     names = [*parts, *attention]
     median = {n: float(np.median([r.get(n, 0.0) for r in full])) for n in [*names, "whole frame"]}
     median["the session (the rest)"] = median["whole frame"] - sum(median[n] for n in parts)
-    result = {"machine": machine(args.threads), "model": f"{args.model} (seeded random weights)",
+    result = {"machine": machine(args.threads, {"masklet": worker_versions("masklet")}), "model": f"{args.model} (seeded random weights)",
               "objects": args.objects, "median_s": median, "per_frame_s": per_frame}  # fmt: skip
     whole = median["whole frame"]
     md = [f"# Where a frame's time goes: masklet, {args.model}, {args.objects} object(s), 1024 input, float32", "",

@@ -112,11 +112,17 @@ def run_masklet(args: argparse.Namespace) -> dict:
     import torch
 
     from masklet.build import build_sam2
+    from masklet.predict.precision import FastMode
     from masklet.predict.video import VideoPredictor
 
     torch.set_num_threads(args.threads)
     model = build_sam2(args.model, checkpoint=args.checkpoint)
-    predictor = VideoPredictor(model, fill_hole_area=0)
+    fast: bool | FastMode = False
+    if args.fast == "auto":
+        fast = True
+    elif args.fast == "bfloat16":
+        fast = FastMode(dtype=torch.bfloat16)  # forced, also where the CPU only emulates it
+    predictor = VideoPredictor(model, fill_hole_area=0, fast=fast)
     t = time.perf_counter()
     with torch.inference_mode(), predictor.start(str(FRAMES)) as session:
         init_s = time.perf_counter() - t
@@ -137,6 +143,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--checkpoint", help="an official checkpoint for every side (default: seeded weights)")
+    parser.add_argument("--fast", choices=["off", "auto", "bfloat16"], default="off",
+                        help="masklet's fast mode: off (exact), auto (fast=True: what this device resolves "
+                        "it to), bfloat16 (forced, also where the CPU only emulates it)")  # fmt: skip
     args = parser.parse_args()
     if args.frames <= FULL_BANK_FROM:
         parser.error(f"--frames must be more than {FULL_BANK_FROM}: the median is over frames with a full bank")
@@ -149,7 +158,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or str(write_seeded_checkpoint(args.model, Path(tmp) / "weights.pt"))
         forwarded = ["--model", args.model, "--objects", str(args.objects), "--frames", str(args.frames),
-                     "--threads", str(args.threads), "--checkpoint", checkpoint]  # fmt: skip
+                     "--threads", str(args.threads), "--checkpoint", checkpoint, "--fast", args.fast]  # fmt: skip
         for r in range(args.repeats):
             for which, python in sides.items():
                 print(f"repeat {r + 1}/{args.repeats}: {which} ...", flush=True)
@@ -165,6 +174,7 @@ def main() -> int:
         "model": f"{args.model} ({'seeded random weights' if not args.checkpoint else args.checkpoint})",
         "frames": f"{args.frames} of tests/data/videos/bedroom_frames (960x540)",
         "objects": args.objects,
+        "masklet_fast": args.fast,
         "official_mask_cover": float(ref_masks.mean()),
         "sides": {},
     }
@@ -183,7 +193,8 @@ def main() -> int:
             "init_s": [float(r["init_s"]) for r in side],
         }
     md = [
-        f"# Propagation per frame: {result['model']}, {args.objects} object(s), 1024 input, float32",
+        f"# Propagation per frame: {result['model']}, {args.objects} object(s), 1024 input, "
+        + ("float32" if args.fast == "off" else f"masklet in fast mode ({args.fast}), the others float32"),
         "",
         machine_line(result["machine"]),
         "",
@@ -210,7 +221,8 @@ def main() -> int:
         "Session start: the official init_state loads every frame (and encodes frame 0); HF's session is given "
         "the frames preprocessed (its time is that preprocessing); masklet's start opens the folder.",
     ]
-    write_results(f"propagation_{model_stem(args.model)}_{args.objects}obj", result, md)
+    fast = "" if args.fast == "off" else f"_fast_{args.fast}"
+    write_results(f"propagation_{model_stem(args.model)}_{args.objects}obj{fast}", result, md)
     return 0
 
 

@@ -91,6 +91,21 @@ def propagation_rows(results: Path) -> list[Row]:
     return rows
 
 
+def fast_mode_rows(results: Path) -> list[Row]:
+    rows = []
+    for path in sorted(results.glob("propagation_*obj_fast_*.json")):
+        data = json.loads(path.read_text())
+        s, official = data["sides"]["masklet"], data["sides"]["official"]
+        objects, equal = data["objects"], s["mask_agreement_min"]
+        met = s["speedup"] >= 2.5 and equal >= 0.995 if objects == 1 else None
+        rows.append(Row(f"propagation in fast mode ({data['masklet_fast']}), {data['model'].split(' ')[0]}, "
+                        f"{objects} object(s)", "masklet",
+                        f"{s['s_per_frame_median']:.2f} s/frame (official {official['s_per_frame_median']:.2f}); "
+                        f"masks {100 * equal:.3f} % equal", s["speedup"],
+                        ">= 2.5x, masks >= 99.5 % equal" if objects == 1 else "-", met, path.name))  # fmt: skip
+    return rows
+
+
 def first_mask_rows(results: Path) -> list[Row]:
     data = _load(results, "first_mask")
     if not data or "first_mask_agreement" not in data:
@@ -134,7 +149,7 @@ def summary_rows(results: Path, models: list[str]) -> list[Row]:
     rows: list[Row] = []
     for model in models:
         rows += encoder_click_rows(results, model)
-    rows += propagation_rows(results) + first_mask_rows(results) + memory_rows(results)
+    rows += propagation_rows(results) + fast_mode_rows(results) + first_mask_rows(results) + memory_rows(results)
     order = list(dict.fromkeys(r.figure for r in rows))
     return sorted(rows, key=lambda r: order.index(r.figure))  # each figure's sides together
 
