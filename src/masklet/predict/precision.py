@@ -7,7 +7,7 @@ image encoder is compiled (`torch.compile`, as the official `vos_optimized` pred
 bfloat16 only pays where the hardware computes it: CUDA GPUs, and CPUs with AVX-512 BF16 or AMX.
 On other CPUs it is emulated and slower than float32 (measured: a 4096 x 256 x 28736 matmul, the
 memory attention's largest, 0.87 s in float32 and 2.72 s in bfloat16 on AVX-512 without BF16), so
-`fast=True` resolves to float32 there and says so once in the log. `FastMode(dtype=torch.bfloat16)`
+`fast=True` resolves to float32 there and logs a warning saying so. `FastMode(dtype=torch.bfloat16)`
 forces it (tests, or measuring the emulation). Whatever the compute dtype, a session hands out
 float32 logits.
 """
