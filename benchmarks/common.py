@@ -42,6 +42,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--model", default="sam2.1_hiera_t", choices=sorted(OFFICIAL_CONFIGS))
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads of every side")
+    parser.add_argument("--checkpoint", help="an official checkpoint for every side (default: seeded weights)")
     parser.add_argument("--worker", choices=sorted(NAMES), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
 
@@ -117,6 +118,18 @@ def run_worker(python: str, script: str, which: str, out: Path, args: list[str])
         raise WorkerFailed(which, code)
     with np.load(out, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def run_interleaved(
+    sides: dict[str, str], script: str, folder: Path, args: list[str], times: int
+) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Each side's worker `times` times, in turn (A B C A B C ...), so drift hits every side alike."""
+    runs: dict[str, list[dict[str, np.ndarray]]] = {k: [] for k in sides}
+    for t in range(times):
+        for which, python in sides.items():
+            print(f"run {t + 1}/{times}: {which} ...", flush=True)
+            runs[which].append(run_worker(python, script, which, folder / f"{which}{t}.npz", args))
+    return runs
 
 
 def save_worker_result(out: str, which: str, result: dict) -> None:

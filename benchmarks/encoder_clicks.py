@@ -37,7 +37,7 @@ from common import (
     model_stem,
     official_pixels,
     pythons,
-    run_worker,
+    run_interleaved,
     save_worker_result,
     time_calls,
     write_results,
@@ -136,22 +136,17 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed encoder calls per pass")
     parser.add_argument("--rounds", type=int, default=6, help="rounds of 5 clicks on the encoded frame")
     parser.add_argument("--passes", type=int, default=2, help="times each side runs, interleaved")
-    parser.add_argument("--checkpoint", help="an official checkpoint for every side (default: seeded weights)")
     args = parser.parse_args()
     if args.worker:
         save_worker_result(args.out, args.worker, WORKERS[args.worker](args))
         return 0
     sides = pythons(parser, args)
 
-    runs: dict[str, list[dict]] = {k: [] for k in sides}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or str(write_seeded_checkpoint(args.model, Path(tmp) / "weights.pt"))
         forwarded = ["--model", args.model, "--threads", str(args.threads), "--repeats", str(args.repeats),
                      "--rounds", str(args.rounds), "--checkpoint", checkpoint]  # fmt: skip
-        for p in range(args.passes):
-            for which, python in sides.items():
-                print(f"pass {p + 1}/{args.passes}: {which} ...", flush=True)
-                runs[which].append(run_worker(python, __file__, which, Path(tmp) / f"{which}{p}.npz", forwarded))
+        runs = run_interleaved(sides, __file__, Path(tmp), forwarded, args.passes)
 
     ref_masks = runs["official"][0]["masks"]
     result = {

@@ -95,7 +95,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
     parser.add_argument("--frames", type=int, default=1000)
-    parser.add_argument("--checkpoint", help="an official checkpoint for every side (default: seeded weights)")
     parser.add_argument("--video", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -79,7 +79,6 @@ def main() -> int:
     parser.add_argument("--lengths", default="100,500,2000", help="video lengths in frames, comma-separated")
     parser.add_argument("--image-size", type=int, default=1024, help="masklet's model input (the video stays 960x540)")
     parser.add_argument("--official-max-frames", type=int, default=1000)
-    parser.add_argument("--checkpoint", help="an official checkpoint (default: seeded weights)")
     parser.add_argument("--video", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -35,7 +35,7 @@ from common import (
     machine_line,
     model_stem,
     pythons,
-    run_worker,
+    run_interleaved,
     save_worker_result,
     write_results,
     write_seeded_checkpoint,
@@ -142,7 +142,6 @@ def main() -> int:
     parser.add_argument("--objects", type=int, default=1)
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--checkpoint", help="an official checkpoint for every side (default: seeded weights)")
     parser.add_argument("--fast", choices=["off", "auto", "bfloat16"], default="off",
                         help="masklet's fast mode: off (exact), auto (fast=True: what this device resolves "
                         "it to), bfloat16 (forced, also where the CPU only emulates it)")  # fmt: skip
@@ -154,15 +153,11 @@ def main() -> int:
         return 0
     sides = pythons(parser, args)
 
-    runs: dict[str, list[dict]] = {k: [] for k in sides}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or str(write_seeded_checkpoint(args.model, Path(tmp) / "weights.pt"))
         forwarded = ["--model", args.model, "--objects", str(args.objects), "--frames", str(args.frames),
                      "--threads", str(args.threads), "--checkpoint", checkpoint, "--fast", args.fast]  # fmt: skip
-        for r in range(args.repeats):
-            for which, python in sides.items():
-                print(f"repeat {r + 1}/{args.repeats}: {which} ...", flush=True)
-                runs[which].append(run_worker(python, __file__, which, Path(tmp) / f"{which}{r}.npz", forwarded))
+        runs = run_interleaved(sides, __file__, Path(tmp), forwarded, args.repeats)
 
     def full_bank_median(run: dict) -> float:
         return float(np.median(run["frame_s"][FULL_BANK_FROM:]))
