@@ -179,6 +179,11 @@ class TrackingConfig:
     # video predictor switch: the (N, H, W) logits a session returns keep each pixel only
     # for the object with the highest logit (others clamped to -10); stored state is unchanged
     non_overlap_masks: bool = False
+    # parity settings, not in the YAML files: the official predictor stores new memories in
+    # bfloat16 (training keeps them float32, and gradients flow through them), and runs the
+    # SAM heads one object at a time (one batch is faster to train and rounds differently)
+    memory_in_bfloat16: bool = True
+    heads_one_object_at_a_time: bool = True
 
     def __post_init__(self) -> None:
         if self.num_maskmem < 1:

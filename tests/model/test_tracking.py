@@ -229,3 +229,61 @@ def test_several_memory_layouts_share_the_heads(model, features) -> None:
     torch.testing.assert_close(both.low_res_logits[:1], alone_a.low_res_logits, atol=1e-4, rtol=0)
     torch.testing.assert_close(both.low_res_logits[1:], alone_b.low_res_logits, atol=1e-4, rtol=0)
     torch.testing.assert_close(both.obj_ptr[1:], alone_b.obj_ptr, atol=1e-4, rtol=0)
+
+
+@torch.inference_mode()
+def test_step_output_keeps_every_candidate(model, features) -> None:
+    """Training's losses read all candidates, their predicted IoU and the object score."""
+    cfg = model.config.tracking
+    clicks = torch.tensor([[[40.0, 60.0]], [[90.0, 30.0]]])
+    out = track_step(model, cfg, features, memory=None, num_objects=2, point_coords=clicks,
+                     point_labels=torch.ones(2, 1, dtype=torch.int32))  # fmt: skip
+    assert out.num_candidates == 3  # one click on an initial frame: multimask
+    assert out.candidate_low_res_logits.shape == (2, 3, 32, 32) and out.iou.shape == (2, 3)
+    assert out.candidate_high_res_logits.shape == (2, 3, SIZE, SIZE)
+    assert torch.equal(out.best, out.iou.argmax(dim=1))
+    rows = torch.arange(2)
+    assert torch.equal(out.low_res_logits[:, 0], out.candidate_low_res_logits[rows, out.best])
+    assert torch.equal(out.high_res_logits[:, 0], out.candidate_high_res_logits[rows, out.best])
+    # the candidates differ (else "the minimum over candidates" would train nothing)
+    assert not torch.allclose(out.candidate_low_res_logits[:, 0], out.candidate_low_res_logits[:, 1], atol=1e-3)
+    tracked = track_step(model, dataclasses.replace(cfg, multimask_output_for_tracking=False), features,
+                         memory=_memory(model, 2, 3, 2), num_objects=2)  # fmt: skip
+    assert tracked.num_candidates == 1 and torch.equal(tracked.best, torch.zeros(2, dtype=torch.int64))
+    as_output = mask_as_output(model, cfg, features, torch.zeros(2, 1, SIZE, SIZE))
+    assert as_output.iou.shape == (2, 1) and torch.equal(as_output.candidate_low_res_logits, as_output.low_res_logits)
+
+
+@torch.inference_mode()
+def test_heads_in_one_batch_is_a_setting(model, features) -> None:
+    """Parity runs the heads object by object; training may batch them (same masks, other rounding)."""
+    cfg = model.config.tracking
+    assert cfg.heads_one_object_at_a_time and cfg.memory_in_bfloat16  # parity by default
+    mem = _memory(model, n=3, t=3, p=4)
+    calls = []
+    hook = model.sam_mask_decoder.register_forward_hook(lambda m, a, k: calls.append(1), with_kwargs=False)
+    try:
+        one_by_one = track_step(model, cfg, features, memory=mem, num_objects=3)
+        assert len(calls) == 3
+        calls.clear()
+        batched = track_step(model, dataclasses.replace(cfg, heads_one_object_at_a_time=False), features,
+                             memory=mem, num_objects=3)  # fmt: skip
+        assert len(calls) == 1
+    finally:
+        hook.remove()
+    torch.testing.assert_close(batched.low_res_logits, one_by_one.low_res_logits, atol=1e-3, rtol=0)
+    torch.testing.assert_close(batched.iou, one_by_one.iou, atol=1e-4, rtol=0)
+
+
+def test_float32_memory_is_a_setting_and_carries_gradients(model, features) -> None:
+    cfg = dataclasses.replace(model.config.tracking, memory_in_bfloat16=False)
+    logits = torch.randn(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(5), requires_grad=True)
+    score = torch.tensor([[1.0], [-1.0]])
+    memory = encode_memory(model, cfg, features, logits, score, from_points=False)
+    assert memory.dtype == torch.float32
+    parity = encode_memory(model, model.config.tracking, features, logits.detach(), score, from_points=False)
+    assert parity.dtype == torch.bfloat16 and torch.equal(memory.detach().to(torch.bfloat16), parity)
+    memory.square().mean().backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    assert model.memory_encoder.pix_feat_proj.weight.grad is not None
+    model.zero_grad(set_to_none=True)

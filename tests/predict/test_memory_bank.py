@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from masklet.configs import get_config
-from masklet.predict.memory_bank import (
+from masklet.model.memory_selection import (
     BankRules,
-    MemoryBank,
     closest_cond_frames,
     pointer_limit,
     recent_frame_slots,
     select_memory,
 )
+from masklet.predict.memory_bank import MemoryBank
 from masklet.predict.results import ResultStore
 from masklet.predict.spill import SpillDir
 

@@ -13,6 +13,7 @@ from masklet.errors import ConfigError
 from masklet.model.common import MLP, LayerNorm2d
 from masklet.model.prompt_encoder import DenseFactors
 from masklet.model.transformer import TwoWayTransformer
+from masklet.model.types import DecoderOutput
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +30,6 @@ class PreparedImage:
     key_pe: Tensor
     projections: tuple[Tensor, Tensor, Tensor]
     size: tuple[int, int]  # (h, w)
-
-
-@dataclass(frozen=True, slots=True)
-class DecoderOutput:
-    """What the mask decoder predicts for a batch of prompts."""
-
-    mask_logits: Tensor  # (B, M, 4h, 4w); M = 3 if multimask_output else 1
-    iou: Tensor  # (B, M) predicted IoU per candidate (a probability if the config says sigmoid)
-    # (B, M', C) output tokens for the object pointer: M' = 3 with multimask output and
-    # use_multimask_token_for_obj_ptr, else 1 (the single-mask token)
-    mask_tokens: Tensor
-    obj_score_logits: Tensor  # (B, 1); > 0 means the object is judged present
 
 
 def stability_score(mask_logits: Tensor, *, delta: float) -> Tensor:
@@ -98,7 +87,10 @@ class MaskDecoder(nn.Module):
             MLP(width, width, width // 8, 3) for _ in range(self.num_mask_tokens)
         )
         self.iou_prediction_head = MLP(
-            width, cfg.iou_head_hidden_dim, self.num_mask_tokens, cfg.iou_head_depth,
+            width,
+            cfg.iou_head_hidden_dim,
+            self.num_mask_tokens,
+            cfg.iou_head_depth,
             sigmoid_output=cfg.iou_prediction_use_sigmoid,
         )
         if cfg.pred_obj_scores:
@@ -141,15 +133,21 @@ class MaskDecoder(nn.Module):
         (B or 1, C/8, 4h, 4w) and (B or 1, C/4, 2h, 2w), read only if the config uses them.
         """
         every = self._predict_all(
-            image_embeddings, image_pe=image_pe, sparse=sparse_prompt_embeddings,
-            dense=dense_prompt_embeddings, repeat_image=repeat_image, high_res_features=high_res_features,
+            image_embeddings,
+            image_pe=image_pe,
+            sparse=sparse_prompt_embeddings,
+            dense=dense_prompt_embeddings,
+            repeat_image=repeat_image,
+            high_res_features=high_res_features,
         )
         return self._select(every, multimask_output)
 
     def prepare_image(self, image_embedding: Tensor, image_pe: Tensor) -> PreparedImage:
         """What all prompts on one image share: see `PreparedImage`. image_embedding, image_pe: (1, C, h, w)."""
         if image_embedding.shape[0] != 1:
-            raise ValueError(f"MaskDecoder.prepare_image: one image at a time, got a batch of {image_embedding.shape[0]}")
+            raise ValueError(
+                f"MaskDecoder.prepare_image: one image at a time, got a batch of {image_embedding.shape[0]}"
+            )
         tokens = image_embedding.flatten(2).transpose(1, 2).contiguous()  # (1, L, C)
         key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()
         projections = self.transformer.layers[0].image_projections(tokens, key_pe)
@@ -200,8 +198,9 @@ class MaskDecoder(nn.Module):
             # the single-mask token even when several masks were asked for: tracking was
             # trained on multi-click prompts, whose memories come from that token
             tokens = every.mask_tokens[:, :1]
-        return DecoderOutput(mask_logits=logits, iou=iou, mask_tokens=tokens,
-                             obj_score_logits=every.obj_score_logits)
+        return DecoderOutput(
+            mask_logits=logits, iou=iou, mask_tokens=tokens, obj_score_logits=every.obj_score_logits
+        )
 
     def _tokens(self, sparse: Tensor) -> Tensor:
         """The learned output tokens followed by the prompt tokens: (B, T, C)."""
@@ -260,8 +259,9 @@ class MaskDecoder(nn.Module):
         else:
             # parity: without an object-score head the object is always present (sigmoid(10) ~ 1)
             obj_score_logits = iou.new_full((b, 1), 10.0)
-        return DecoderOutput(mask_logits=mask_logits, iou=iou, mask_tokens=mask_tokens_out,
-                             obj_score_logits=obj_score_logits)
+        return DecoderOutput(
+            mask_logits=mask_logits, iou=iou, mask_tokens=mask_tokens_out, obj_score_logits=obj_score_logits
+        )
 
     def _upscale(
         self, tokens: Tensor, size: tuple[int, int], high_res_features: tuple[Tensor, ...] | None

@@ -8,31 +8,12 @@ the same memory layout (same T and P) go through memory attention as one batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 
 from masklet.configs import TrackingConfig
-
-if TYPE_CHECKING:
-    from masklet.model.sam2 import ImageFeatures, SAM2Model
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryInputs:
-    """The memory N objects read on one frame; every object has T frames and P pointers."""
-
-    features: Tensor  # (N, T, Cm, h, w) spatial memories, as stored (bfloat16)
-    tpos: Tensor  # (N, T) int64 temporal slot: 0 for conditioning frames, 1..num_maskmem-1 recent (1 oldest)
-    obj_ptrs: Tensor  # (N, P, C) object pointers
-    ptr_offsets: Tensor  # (N, P) int64 frame distance of each pointer (signed for SAM 2.1)
-    ptr_norm: int  # the distance mapped to 1.0 in the pointers' temporal encoding
-
-    @property
-    def num_objects(self) -> int:
-        return self.features.shape[0]
+from masklet.model.tracking_modules import TrackingModules
+from masklet.model.types import ImageFeatures, MemoryInputs
 
 
 def sine_encoding_1d(positions: Tensor, dim: int, *, temperature: float = 10000.0) -> Tensor:
@@ -44,7 +25,9 @@ def sine_encoding_1d(positions: Tensor, dim: int, *, temperature: float = 10000.
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-def pointer_tokens(model: SAM2Model, cfg: TrackingConfig, memory: MemoryInputs) -> tuple[Tensor, Tensor]:
+def pointer_tokens(
+    model: TrackingModules, cfg: TrackingConfig, memory: MemoryInputs
+) -> tuple[Tensor, Tensor]:
     """Object pointers as memory tokens (N, P * C / Cm, Cm) and their temporal encoding."""
     ptrs = memory.obj_ptrs  # (N, P, C)
     n, p, c = ptrs.shape
@@ -67,7 +50,7 @@ def pointer_tokens(model: SAM2Model, cfg: TrackingConfig, memory: MemoryInputs) 
     return ptrs, pos
 
 
-def spatial_tokens(model: SAM2Model, memory: MemoryInputs) -> tuple[Tensor, Tensor]:
+def spatial_tokens(model: TrackingModules, memory: MemoryInputs) -> tuple[Tensor, Tensor]:
     """Spatial memories as tokens (N, T * h * w, Cm) and their position + temporal encoding."""
     feats = memory.features
     n, t, cm, h, w = feats.shape
@@ -83,7 +66,7 @@ def spatial_tokens(model: SAM2Model, memory: MemoryInputs) -> tuple[Tensor, Tens
 
 
 def condition_on_memory(
-    model: SAM2Model,
+    model: TrackingModules,
     cfg: TrackingConfig,
     features: ImageFeatures,
     memory: MemoryInputs | None,

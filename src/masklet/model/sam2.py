@@ -7,7 +7,6 @@ The model holds weights and config only; no call mutates it. Session state
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -15,37 +14,12 @@ from torch import Tensor, nn
 from masklet.configs import SAM2Config, TrackingConfig
 from masklet.model import tracking
 from masklet.model.common import MLP
-from masklet.model.mask_decoder import DecoderOutput, MaskDecoder, PreparedImage
+from masklet.model.mask_decoder import MaskDecoder, PreparedImage
 from masklet.model.memory_attention import MemoryAttention
-from masklet.model.memory_conditioning import MemoryInputs
 from masklet.model.memory_encoder import MemoryEncoder
 from masklet.model.neck import ImageEncoder
 from masklet.model.prompt_encoder import PromptEncoder
-
-
-@dataclass(frozen=True, slots=True)
-class ImageFeatures:
-    """Backbone features of a batch of images, ready for the SAM heads."""
-
-    backbone_fpn: tuple[Tensor, ...]  # highest resolution first; levels 0, 1 already through conv_s0/s1
-    vision_pos_enc: tuple[Tensor, ...]  # same shapes as backbone_fpn, (B, C, H, W)
-
-    @property
-    def vision_features(self) -> Tensor:  # (B, C, h, w), lowest resolution
-        return self.backbone_fpn[-1]
-
-    @property
-    def high_res_features(self) -> tuple[Tensor, ...]:  # (B, C/8, 4h, 4w), (B, C/4, 2h, 2w)
-        return self.backbone_fpn[:-1]
-
-    def select(self, index: int | slice | Tensor) -> ImageFeatures:
-        """The features of some images of the batch (keeps the batch dimension)."""
-        if isinstance(index, int):
-            index = slice(index, index + 1)
-        return ImageFeatures(
-            backbone_fpn=tuple(f[index] for f in self.backbone_fpn),
-            vision_pos_enc=tuple(p[index] for p in self.vision_pos_enc),
-        )
+from masklet.model.types import DecoderOutput, ImageFeatures, MemoryInputs, StepOutput
 
 
 class SAM2Model(nn.Module):
@@ -146,7 +120,9 @@ class SAM2Model(nn.Module):
             if point_coords is None and mask_input is None:
                 raise ValueError("predict_masks: a prepared image needs points or a mask prompt")
             # masks only for the batch size when no points give it; the dense prompt goes as factors
-            sparse, _ = self.sam_prompt_encoder(points=points, boxes=None, masks=mask_input if points is None else None)
+            sparse, _ = self.sam_prompt_encoder(
+                points=points, boxes=None, masks=mask_input if points is None else None
+            )
             return self.sam_mask_decoder.forward_prepared(
                 prepared, sparse_prompt_embeddings=sparse, dense=self.sam_prompt_encoder.dense_factors(mask_input),
                 multimask_output=multimask_output, high_res_features=high_res,
@@ -177,14 +153,21 @@ class SAM2Model(nn.Module):
         mask: Tensor | None = None,
         prev_logits: Tensor | None = None,
         config: TrackingConfig | None = None,
-    ) -> tracking.StepOutput:
+    ) -> StepOutput:
         """One tracking step for N objects on one frame (see `masklet.model.tracking.track_step`).
 
         `config` replaces the model's tracking switches (a session's inference settings).
         """
         return tracking.track_step(
-            self, config or self.config.tracking, features, memory=memory, num_objects=num_objects,
-            point_coords=point_coords, point_labels=point_labels, mask=mask, prev_logits=prev_logits,
+            self,
+            config or self.config.tracking,
+            features,
+            memory=memory,
+            num_objects=num_objects,
+            point_coords=point_coords,
+            point_labels=point_labels,
+            mask=mask,
+            prev_logits=prev_logits,
         )
 
     def encode_memory(
@@ -196,8 +179,12 @@ class SAM2Model(nn.Module):
         from_points: bool,
         config: TrackingConfig | None = None,
     ) -> Tensor:
-        """New spatial memories (N, Cm, h, w), bfloat16, from (N, 1, S, S) mask logits."""
+        """New spatial memories (N, Cm, h, w) from (N, 1, S, S) mask logits (bfloat16 in parity mode)."""
         return tracking.encode_memory(
-            self, config or self.config.tracking, features, high_res_logits, obj_score_logits,
+            self,
+            config or self.config.tracking,
+            features,
+            high_res_logits,
+            obj_score_logits,
             from_points=from_points,
         )

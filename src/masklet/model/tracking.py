@@ -1,6 +1,7 @@
 """The per-frame tracking step: memory conditioning, SAM heads, object pointer, new memory.
 
-Pure functions over a `SAM2Model`'s modules; they keep no state. A batch holds N
+Pure functions over a model's modules (`tracking_modules.TrackingModules`: a `SAM2Model` has them); they
+keep no state. A batch holds N
 objects on the same frame: the frame's features have batch 1 and are shared.
 Which memories an object reads, and what is kept, is the session's business
 (`masklet.predict`). Every switch comes from the `TrackingConfig` passed in,
@@ -10,41 +11,29 @@ so a session can run with its own inference-time settings.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from masklet.configs import TrackingConfig
-from masklet.model.memory_conditioning import MemoryInputs, condition_on_memory
+from masklet.model.memory_conditioning import condition_on_memory
+from masklet.model.tracking_modules import TrackingModules
+from masklet.model.types import NO_OBJ_SCORE, ImageFeatures, MemoryInputs, StepOutput
 
-if TYPE_CHECKING:
-    from masklet.model.sam2 import ImageFeatures, SAM2Model
+__all__ = [
+    "MASK_AS_LOGITS",
+    "NO_OBJ_SCORE",
+    "StepOutput",
+    "encode_memory",
+    "mask_as_output",
+    "non_overlapping",
+    "sam_heads",
+    "track_step",
+    "use_multimask",
+]
 
-NO_OBJ_SCORE = -1024.0  # mask logit of every pixel when the object is judged absent
 MASK_AS_LOGITS = (20.0, -10.0)  # a binary mask prompt taken as output: scale, bias (sigmoid(-10) ~ 0)
-
-
-@dataclass(frozen=True, slots=True)
-class StepOutput:
-    """What one tracking step predicts for N objects on a frame."""
-
-    low_res_logits: Tensor  # (N, 1, 4h, 4w) float32; NO_OBJ_SCORE everywhere if judged absent
-    high_res_logits: Tensor  # (N, 1, S, S) float32 at the model input size (bilinear from low-res)
-    obj_ptr: Tensor  # (N, C) object pointer for later frames
-    obj_score_logits: Tensor  # (N, 1); > 0 means the object is judged present
-
-    @staticmethod
-    def cat(outs: Sequence[StepOutput]) -> StepOutput:
-        """Several outputs as one batch, in order."""
-        return StepOutput(
-            low_res_logits=torch.cat([o.low_res_logits for o in outs]),
-            high_res_logits=torch.cat([o.high_res_logits for o in outs]),
-            obj_ptr=torch.cat([o.obj_ptr for o in outs]),
-            obj_score_logits=torch.cat([o.obj_score_logits for o in outs]),
-        )
 
 
 def use_multimask(cfg: TrackingConfig, *, is_init_cond_frame: bool, num_points: int) -> bool:
@@ -57,7 +46,7 @@ def use_multimask(cfg: TrackingConfig, *, is_init_cond_frame: bool, num_points: 
 
 
 def _mix_no_object_pointer(
-    model: SAM2Model, cfg: TrackingConfig, obj_ptr: Tensor, present: Tensor, score: Tensor
+    model: TrackingModules, cfg: TrackingConfig, obj_ptr: Tensor, present: Tensor, score: Tensor
 ) -> Tensor:
     """Blend the learned no-object pointer in where the object is judged absent."""
     if not (model.config.mask_decoder.pred_obj_scores and cfg.use_obj_ptrs_in_encoder):
@@ -69,7 +58,7 @@ def _mix_no_object_pointer(
 
 
 def sam_heads(
-    model: SAM2Model,
+    model: TrackingModules,
     cfg: TrackingConfig,
     pix_feat: Tensor,
     high_res_features: tuple[Tensor, ...],
@@ -83,13 +72,14 @@ def sam_heads(
 
     point_coords: (N, P, 2) model-input pixels (boxes as two corners labelled 2, 3);
     mask_input: (N, 1, H', W') logits, resized to the prompt encoder's mask size.
-    Objects go through the heads one at a time: the heads cost about 1 % of a tracking
-    step, and the small matrix products of their MLPs round differently with the batch
-    size; one by one, each object gets exactly what it gets alone (and what the
-    official predictor, which runs objects one by one, gets).
+    With `cfg.heads_one_object_at_a_time` (the default) objects go through the heads one
+    at a time: the heads cost about 1 % of a tracking step, and the small matrix products
+    of their MLPs round differently with the batch size; one by one, each object gets
+    exactly what it gets alone (and what the official predictor, which runs objects one
+    by one, gets). Off, the batch goes through at once (training's choice).
     """
     n = pix_feat.shape[0]
-    if n > 1:
+    if n > 1 and cfg.heads_one_object_at_a_time:
 
         def pick(x: Tensor | None, i: int) -> Tensor | None:
             return None if x is None else x[i : i + 1]
@@ -121,7 +111,7 @@ def sam_heads(
 
 
 def _sam_heads_one(
-    model: SAM2Model,
+    model: TrackingModules,
     cfg: TrackingConfig,
     pix_feat: Tensor,
     high_res_features: tuple[Tensor, ...],
@@ -163,19 +153,23 @@ def _sam_heads_one(
     # kernel rounds differently for one channel than for three)
     high = F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
     token = out.mask_tokens[:, 0]  # (N, C)
+    rows = torch.arange(n, device=logits.device)
+    best = torch.argmax(out.iou, dim=-1) if multimask else rows.new_zeros(n)
+    chosen_low, chosen_high = logits, high
     if multimask:
-        rows = torch.arange(n, device=logits.device)
-        best = torch.argmax(out.iou, dim=-1)
-        logits, high = logits[rows, best].unsqueeze(1), high[rows, best].unsqueeze(1)
+        chosen_low, chosen_high = logits[rows, best].unsqueeze(1), high[rows, best].unsqueeze(1)
         if out.mask_tokens.shape[1] > 1:
             token = out.mask_tokens[rows, best]
 
     obj_ptr = _mix_no_object_pointer(model, cfg, model.obj_ptr_proj(token), present, score)
-    return StepOutput(low_res_logits=logits, high_res_logits=high, obj_ptr=obj_ptr, obj_score_logits=score)
+    return StepOutput(
+        low_res_logits=chosen_low, high_res_logits=chosen_high, obj_ptr=obj_ptr, obj_score_logits=score,
+        candidate_low_res_logits=logits, candidate_high_res_logits=high, iou=out.iou, best=best,
+    )  # fmt: skip
 
 
 def mask_as_output(
-    model: SAM2Model, cfg: TrackingConfig, features: ImageFeatures, mask: Tensor
+    model: TrackingModules, cfg: TrackingConfig, features: ImageFeatures, mask: Tensor
 ) -> StepOutput:
     """A binary (N, 1, S, S) mask prompt taken directly as the output (no memory, no SAM mask).
 
@@ -206,11 +200,16 @@ def mask_as_output(
     if model.config.mask_decoder.pred_obj_scores:
         # parity: a second blend (the heads above blended by their own score already)
         obj_ptr = _mix_no_object_pointer(model, cfg, obj_ptr, present, score)
-    return StepOutput(low_res_logits=low, high_res_logits=high, obj_ptr=obj_ptr, obj_score_logits=score)
+    # parity: the official step reports a predicted IoU of 1 for a mask taken as output
+    return StepOutput(
+        low_res_logits=low, high_res_logits=high, obj_ptr=obj_ptr, obj_score_logits=score,
+        candidate_low_res_logits=low, candidate_high_res_logits=high, iou=mask.new_ones(n, 1),
+        best=torch.zeros(n, dtype=torch.int64, device=mask.device),
+    )  # fmt: skip
 
 
 def track_step(
-    model: SAM2Model,
+    model: TrackingModules,
     cfg: TrackingConfig,
     features: ImageFeatures,
     *,
@@ -275,7 +274,7 @@ def non_overlapping(logits: Tensor) -> Tensor:
 
 
 def encode_memory(
-    model: SAM2Model,
+    model: TrackingModules,
     cfg: TrackingConfig,
     features: ImageFeatures,
     high_res_logits: Tensor,
@@ -283,7 +282,7 @@ def encode_memory(
     *,
     from_points: bool,
 ) -> Tensor:
-    """A new spatial memory per object: (N, Cm, h, w) in bfloat16.
+    """A new spatial memory per object: (N, Cm, h, w), bfloat16 unless `cfg.memory_in_bfloat16` is off.
 
     high_res_logits: (N, 1, S, S); from_points: the mask answers clicks, boxes or a
     mask prompt (binarised when the config says so) rather than tracking.
@@ -305,4 +304,4 @@ def encode_memory(
         absent = 1 - (obj_score_logits > 0).float()  # (N, 1)
         memory = memory + absent[..., None, None] * model.no_obj_embed_spatial[..., None, None]
     # parity: the official predictor stores memories in bfloat16, also on CPU
-    return memory.to(torch.bfloat16)
+    return memory.to(torch.bfloat16) if cfg.memory_in_bfloat16 else memory

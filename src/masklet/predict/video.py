@@ -48,10 +48,10 @@ from tqdm import tqdm
 
 from masklet.errors import FrameSourceError, PromptError, SessionError
 from masklet.io.frames import FrameSource, open_frame_source
+from masklet.model.memory_selection import BankRules
 from masklet.model.sam2 import SAM2Model
 from masklet.model.tracking import NO_OBJ_SCORE, non_overlapping
 from masklet.predict.held_bytes import held_array_bytes
-from masklet.predict.memory_bank import BankRules
 from masklet.predict.precision import FastMode, resolve_fast_mode
 from masklet.predict.results import FrameResult, ResultStore, upsample
 from masklet.predict.spill import SpillDir

@@ -29,6 +29,8 @@ SESSION_FLAGS = frozenset(
         "non_overlap_masks_for_mem_enc",
         "non_overlap_masks",
         "use_mask_input_as_output_without_sam",
+        "memory_in_bfloat16",
+        "heads_one_object_at_a_time",
     }
 )
 

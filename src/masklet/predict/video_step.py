@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from masklet.configs import TrackingConfig
-from masklet.model.memory_conditioning import MemoryInputs
-from masklet.model.sam2 import ImageFeatures, SAM2Model
-from masklet.model.tracking import StepOutput
+from masklet.model.memory_selection import BankRules, MemorySelection
+from masklet.model.sam2 import SAM2Model
+from masklet.model.types import ImageFeatures, MemoryInputs, StepOutput
 from masklet.predict.mask_ops import connected_components
-from masklet.predict.memory_bank import BankRules, MemoryBank, MemorySelection
+from masklet.predict.memory_bank import MemoryBank
 from masklet.predict.results import ResultStore
 from masklet.predict.spill import SpillDir
 
