@@ -7,11 +7,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from masklet import __version__
-from masklet.cli import annotate, bench, evaluate, images, models, projects, review, serve, video
+from masklet.cli import annotate, bench, evaluate, images, models, projects, review, serve, train, video
 from masklet.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, note
 from masklet.errors import MaskletError
 
-COMMAND_MODULES = (models, images, video, projects, review, evaluate, annotate, serve, bench)
+COMMAND_MODULES = (models, images, video, projects, review, evaluate, annotate, serve, bench, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,336 @@
+"""The training loop: one process, or many under `torchrun` (DistributedDataParallel).
+
+Each step draws a global batch of clips from generators seeded by (seed, step) and
+(seed, step, clip), so which clips and prompts a step sees does not depend on the number
+of processes: process r of W takes clips r, r + W, ... of the batch. Under torchrun
+(`WORLD_SIZE` > 1) the process group is NCCL on GPUs and gloo on CPUs; gradients are
+averaged by DistributedDataParallel, and with the loss normalisation of
+`masklet.train.losses` the update equals the one-process update on the same global batch.
+Only rank 0 writes files and shows progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from masklet.build import build_sam2
+from masklet.errors import CheckpointError, ConfigError
+from masklet.model.sam2 import SAM2Model
+from masklet.predict.precision import cpu_computes_bfloat16
+from masklet.predict.transforms import preprocess_video_frame
+from masklet.train.checkpoint import (
+    CHECKPOINT_NAME,
+    ResumeState,
+    load_resume,
+    rng_state,
+    save_resume,
+    set_rng_state,
+)
+from masklet.train.data import AnnotatedVideo, Clip, sample_clip
+from masklet.train.forward import clip_losses, training_tracking_config
+from masklet.train.losses import LossWeights, StepLosses
+from masklet.train.optim import (
+    OptimSettings,
+    apply_freeze,
+    build_optimizer,
+    cosine_factor,
+    set_learning_rates,
+)
+from masklet.train.prompts import ClipPlan, PromptSettings, plan_clip
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+METRICS_NAME = "metrics.json"
+LOSS_CURVE_NAME = "loss_curve.png"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSettings:
+    """One training run. Defaults: the official fine-tuning recipe where it has one."""
+
+    model: str = "sam2.1_hiera_t"
+    checkpoint: str | None = None  # official .pt to start from; None trains from a random init
+    image_size: int | None = None  # None: the model's own (1024)
+    steps: int = 100
+    batch_size: int = 1  # clips per step over all processes
+    clip_frames: int = 8
+    max_objects: int = 3
+    seed: int = 0
+    precision: str = "auto"  # bfloat16 autocast on CUDA or a CPU with bfloat16 instructions
+    device: str = "auto"  # "auto": the process's GPU under torchrun, else cuda:0, else the CPU
+    checkpoint_every: int = 0  # also write the files every N steps (0: at the end only)
+    prompts: PromptSettings = field(default_factory=PromptSettings)
+    optim: OptimSettings = field(default_factory=OptimSettings)
+    losses: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.steps < 1 or self.batch_size < 1 or self.clip_frames < 1 or self.max_objects < 1:
+            raise ConfigError("steps, batch_size, clip_frames and max_objects must be at least 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    out: Path
+    checkpoint: Path
+    metrics: Path
+    loss_curve: Path | None
+    steps: int
+    first_loss: float  # the total loss of the first step of this run's history
+    last_loss: float
+    seconds: float
+    world_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Process:
+    rank: int
+    world: int
+    device: torch.device
+    distributed: bool
+
+
+@contextlib.contextmanager
+def _process_group(device_setting: str) -> Iterator[_Process]:
+    """This process's place in the run; starts (and ends) the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_setting == "auto":
+        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(device_setting)
+    if world <= 1:
+        yield _Process(0, 1, device, False)
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield _Process(rank, world, device, True)
+    finally:
+        if started:
+            dist.destroy_process_group()
+
+
+def _compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if device.type == "cuda" or (device.type == "cpu" and cpu_computes_bfloat16()):
+        return torch.bfloat16
+    return None
+
+
+def clip_tensors(clip: Clip, size: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(T, 3, S, S) normalised frames (the video loader's resize) and (N, T, S, S) bool targets."""
+    pixels = torch.stack([preprocess_video_frame(im, size) for im in clip.images]).to(device)
+    masks = torch.from_numpy(clip.masks).float()  # (N, T, H, W)
+    n, t, h, w = masks.shape
+    resized = F.interpolate(masks.reshape(n * t, 1, h, w), size=(size, size), mode="bilinear", align_corners=False)
+    return pixels, (resized.reshape(n, t, size, size) > 0.5).to(device)
+
+
+class ClipLoss(nn.Module):
+    """The model with `clip_losses` as its forward, the module DistributedDataParallel wraps."""
+
+    def __init__(self, model: SAM2Model, settings: TrainSettings) -> None:
+        super().__init__()
+        self.model = model
+        self.settings = settings
+        self.tracking = training_tracking_config(model.config.tracking)
+
+    def forward(
+        self, pixels: Tensor, targets: Tensor, plan: ClipPlan, rng: np.random.Generator, num_objects: float
+    ) -> tuple[Tensor, ...]:
+        losses = clip_losses(
+            self.model, self.tracking, pixels, targets, plan, rng,
+            settings=self.settings.prompts, weights=self.settings.losses, num_objects=num_objects,
+            freeze_image_encoder=self.settings.optim.freeze in ("image_encoder", "all_but_heads"),
+        )  # fmt: skip
+        return losses.as_tuple()  # tensors, so that DDP finds them
+
+
+@dataclass(frozen=True, slots=True)
+class _StepClip:
+    pixels: Tensor
+    targets: Tensor
+    plan: ClipPlan
+    rng: np.random.Generator  # the corrective clicks' draws
+    torch_seed: int  # the dropout masks' draws
+
+
+def _step_clips(
+    videos: Sequence[AnnotatedVideo], settings: TrainSettings, step: int, proc: _Process, size: int
+) -> list[_StepClip]:
+    """This process's share of the step's clips. Every random draw of clip b (which clip,
+    which prompts, which dropout masks) comes from (seed, step, b), whichever process takes it."""
+    picks = np.random.default_rng([settings.seed, step]).integers(len(videos), size=settings.batch_size)
+    clips = []
+    for b in range(proc.rank, settings.batch_size, proc.world):
+        rng = np.random.default_rng([settings.seed, step, b])
+        clip = sample_clip(videos[int(picks[b])], rng, num_frames=settings.clip_frames,
+                           max_objects=settings.max_objects)  # fmt: skip
+        pixels, targets = clip_tensors(clip, size, proc.device)
+        plan = plan_clip(targets.cpu(), rng, settings.prompts)
+        torch_seed = int(np.random.default_rng([settings.seed, step, b, 1]).integers(2**62))
+        clips.append(_StepClip(pixels, targets, plan, rng, torch_seed))
+    return clips
+
+
+def _sum_over_processes(values: Tensor, proc: _Process) -> Tensor:
+    if proc.distributed:
+        dist.all_reduce(values)
+    return values
+
+
+def _resumable_settings(settings: TrainSettings) -> dict[str, Any]:
+    """What must match to resume a run (the step count may grow)."""
+    d = settings.as_dict()
+    d.pop("steps")
+    d.pop("checkpoint_every")
+    return d
+
+
+def write_loss_curve(history: Sequence[dict[str, float]], path: Path) -> Path:
+    """A PNG of the total loss and its parts against the step (matplotlib, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for key, style in (("total", "-"), ("mask", "--"), ("dice", "--"), ("iou", ":"), ("object_score", ":")):
+        ax.plot(steps, [h[key] for h in history], style, label=key if key != "mask" else "mask (focal)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("masklet train: loss per step")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def train(
+    settings: TrainSettings,
+    videos: Sequence[AnnotatedVideo],
+    out: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    plot: bool = True,
+) -> TrainResult:
+    """Train per `settings` on clips of `videos`; files go to `out` (see `masklet.train.checkpoint`)."""
+    if not videos:
+        raise ConfigError("train: no videos to train on")
+    out = Path(out)
+    with _process_group(settings.device) as proc:
+        if settings.batch_size % proc.world:
+            raise ConfigError(f"batch size {settings.batch_size} does not split over {proc.world} processes")
+        torch.manual_seed(settings.seed)
+        model = build_sam2(settings.model, checkpoint=settings.checkpoint, device=proc.device,
+                           **({"image_size": settings.image_size} if settings.image_size else {}))  # fmt: skip
+        model.train()
+        apply_freeze(model, settings.optim.freeze)
+        optimizer = build_optimizer(model, settings.optim)
+        start, history = 0, []
+        if resume:
+            state = load_resume(out)
+            if state.settings != _resumable_settings(settings):
+                raise CheckpointError(f"{out}: the run there was started with other settings; "
+                                      "resume with the same ones (only --steps may change)")  # fmt: skip
+            model.load_state_dict(torch.load(out / CHECKPOINT_NAME, map_location=proc.device,
+                                             weights_only=True)["model"])  # fmt: skip
+            optimizer.load_state_dict(state.optimizer)
+            set_rng_state(state.rng)
+            start, history = state.step, list(state.history)
+        if proc.rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+        wrapped: nn.Module = ClipLoss(model, settings)
+        if proc.distributed:
+            wrapped = nn.parallel.DistributedDataParallel(
+                wrapped, device_ids=[proc.device.index] if proc.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )  # fmt: skip
+        dtype = _compute_dtype(settings.precision, proc.device)
+        size = model.config.image_size
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        began = time.perf_counter()
+        bar = tqdm(range(start, settings.steps), desc="train", unit="step", disable=not progress or proc.rank != 0,
+                   initial=start, total=settings.steps)  # fmt: skip
+        for step in bar:
+            t0 = time.perf_counter()
+            clips = _step_clips(videos, settings, step, proc, size)
+            local_objects = torch.tensor(float(sum(c.targets.shape[0] for c in clips)), device=proc.device)
+            num_objects = max(float(_sum_over_processes(local_objects, proc)) / proc.world, 1.0)
+            set_learning_rates(optimizer, cosine_factor(step, settings.steps, settings.optim.warmup_steps))
+            optimizer.zero_grad(set_to_none=True)
+            summed = StepLosses.zero(proc.device)
+            for i, clip in enumerate(clips):
+                last = i == len(clips) - 1
+                torch.manual_seed(clip.torch_seed)
+                sync = contextlib.nullcontext() if last or not proc.distributed else wrapped.no_sync()  # type: ignore[operator]
+                autocast = (torch.autocast(proc.device.type, dtype=dtype) if dtype is not None
+                            else contextlib.nullcontext())  # fmt: skip
+                with sync:
+                    with autocast:
+                        losses = StepLosses(*wrapped(clip.pixels, clip.targets, clip.plan, clip.rng, num_objects))
+                    losses.total.backward()
+                summed = summed + StepLosses(*(v.detach() for v in losses.as_tuple()))
+            if settings.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(trainable, settings.optim.grad_clip)
+            optimizer.step()
+            reported = _sum_over_processes(torch.stack(summed.as_tuple()), proc) / proc.world
+            entry = dict(zip(("mask", "dice", "iou", "object_score", "total"), reported.tolist(), strict=True))
+            entry.update(step=step + 1, seconds=time.perf_counter() - t0, lr=max(g["lr"] for g in optimizer.param_groups))
+            history.append(entry)
+            bar.set_postfix(loss=f"{entry['total']:.4f}")
+            done = step + 1
+            if proc.rank == 0 and settings.checkpoint_every and done % settings.checkpoint_every == 0 and done < settings.steps:
+                save_resume(out, model, ResumeState(done, optimizer.state_dict(), rng_state(), history,
+                                                    _resumable_settings(settings)))  # fmt: skip
+        seconds = time.perf_counter() - began
+        metrics_path, curve = out / METRICS_NAME, None
+        if proc.rank == 0:
+            save_resume(out, model, ResumeState(settings.steps, optimizer.state_dict(), rng_state(), history,
+                                                _resumable_settings(settings)))  # fmt: skip
+            metrics = {"settings": settings.as_dict(), "world_size": proc.world, "device": str(proc.device),
+                       "compute_dtype": str(dtype or torch.float32), "seconds": seconds, "history": history}  # fmt: skip
+            metrics_path.write_text(json.dumps(metrics, indent=1, default=str))
+            if plot and history:
+                curve = write_loss_curve(history, out / LOSS_CURVE_NAME)
+        if proc.distributed:
+            dist.barrier()
+        return TrainResult(
+            out=out, checkpoint=out / CHECKPOINT_NAME, metrics=metrics_path, loss_curve=curve,
+            steps=settings.steps, first_loss=history[0]["total"] if history else float("nan"),
+            last_loss=history[-1]["total"] if history else float("nan"), seconds=seconds, world_size=proc.world,
+        )  # fmt: skip
+
+
+__all__ = ["TrainResult", "TrainSettings", "train", "write_loss_curve"]
