@@ -143,3 +143,25 @@ def test_synth_video_writes_video_and_ground_truth(tmp_path):
 def test_synth_video_refuses_odd_sizes(tmp_path, capsys):
     assert main(["synth-video", str(tmp_path / "x.mp4"), "--gt", str(tmp_path / "gt"), "--height", "63"]) == 2
     assert "even" in capsys.readouterr().err
+
+
+def test_synth_video_writes_a_training_set(tmp_path, capsys):
+    from masklet.io.synthetic_dataset import TexturedScene
+    from masklet.train.data import load_training_videos
+
+    out = tmp_path / "set"
+    assert main(["synth-video", str(out), "--videos", "3", "--frames", "9", "--height", "64", "--width", "80",
+                 "--objects", "1-3", "--seed", "4"]) == 0
+    assert "3 videos of 9 frames 80x64, 1-3 objects each" in capsys.readouterr().out
+    videos = load_training_videos(out)
+    assert [v.name for v in videos] == ["synth_0000", "synth_0001", "synth_0002"]
+    for i, video in enumerate(videos):
+        assert video.frames == (0, 4, 8) and 1 <= len(video.obj_ids) <= 3
+        scene = TexturedScene.random(height=64, width=80, num_objects=len(video.obj_ids), seed=4 * 100_003 + i)
+        _, masks = scene.render(8)
+        for k, obj in enumerate(video.obj_ids):  # exact masks, as rendered
+            assert np.array_equal(video.masks[obj][2].decode(), masks[k])
+    assert main(["synth-video", str(tmp_path / "one.mp4"), "--objects", "2-3", "--gt", str(tmp_path / "g")]) == 2
+    assert "range of object counts is for --videos" in capsys.readouterr().err
+    assert main(["synth-video", str(tmp_path / "one.mp4")]) == 2
+    assert "--gt FOLDER is required" in capsys.readouterr().err

@@ -238,20 +238,48 @@ def cmd_track(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def object_range(text: str) -> tuple[int, int]:
+    """--objects: N, or LOW-HIGH (a training set draws each video's count from the range)."""
+    try:
+        low, _, high = text.partition("-")
+        bounds = (int(low), int(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or LOW-HIGH, got {text!r}") from None
+    if not 1 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"object counts must be 1 <= LOW <= HIGH, got {text!r}")
+    return bounds
+
+
 def cmd_synth_video(args: argparse.Namespace) -> int:
+    if args.height % 2 or args.width % 2 or args.frames < 1:
+        raise MaskletError("--frames must be positive and --height/--width even (yuv420p video)")
+    if args.videos is not None:
+        from masklet.io.synthetic_dataset import write_training_set
+
+        if args.gt is not None:
+            raise MaskletError("--gt is for one video; with --videos the ground truth is written beside each video")
+        paths = write_training_set(args.out, videos=args.videos, frames=args.frames, height=args.height,
+                                   width=args.width, objects=args.objects, seed=args.seed, fps=args.fps)  # fmt: skip
+        echo(
+            f"{len(paths)} videos of {args.frames} frames {args.width}x{args.height}, {args.objects[0]}-"
+            f"{args.objects[1]} objects each -> {args.out} (NAME.mp4 + NAME_manual.json, SA-V layout)"
+        )
+        return EXIT_OK
+
     from masklet.io.formats.sav_eval import write_sav_eval_video
     from masklet.io.synthetic import make_synthetic_video, write_mp4
 
-    if args.height % 2 or args.width % 2 or args.frames < 1 or args.objects < 1:
-        raise MaskletError(
-            "--frames and --objects must be positive and --height/--width even (yuv420p video)"
-        )
-    video = make_synthetic_video(args.frames, args.height, args.width, args.objects, args.seed)
+    if args.gt is None:
+        raise MaskletError("--gt FOLDER is required for one video (or give --videos N for a training set)")
+    if args.objects[0] != args.objects[1]:
+        raise MaskletError("a range of object counts is for --videos; give one number for one video")
+    objects = args.objects[0]
+    video = make_synthetic_video(args.frames, args.height, args.width, objects, args.seed)
     write_mp4(video.frames, args.out, fps=args.fps)
     gt = {obj_id: {t: video.mask(t, obj_id) for t in range(args.frames)} for obj_id in video.obj_ids}
     gt_dir = write_sav_eval_video(args.gt, Path(args.out).stem, gt, overwrite=True)
     echo(
-        f"{args.frames} frames {args.width}x{args.height}, {args.objects} objects -> {args.out}; "
+        f"{args.frames} frames {args.width}x{args.height}, {objects} objects -> {args.out}; "
         f"ground truth -> {gt_dir}"
     )
     return EXIT_OK
@@ -286,14 +314,19 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_track)
 
     p = subparsers.add_parser(
-        "synth-video", help="write a synthetic video of moving shapes and its ground-truth masks"
-    )
-    p.add_argument("out", help="video file to write (.mp4)")
-    p.add_argument("--gt", required=True, help="folder for the masks, SA-V evaluation layout")
+        "synth-video", help="write a synthetic video of moving shapes and its ground-truth masks, "
+        "or (--videos N) a training set",
+    )  # fmt: skip
+    p.add_argument("out", help="video file to write (.mp4); with --videos, the training set's folder")
+    p.add_argument("--gt", default=None, help="folder for the masks, SA-V evaluation layout (one video)")
+    p.add_argument("--videos", type=positive_int, default=None,
+                   help="write N videos of textured, deforming, occluding shapes, each with its "
+                   "NAME_manual.json (SA-V layout, masks every 4th frame): what masklet train --data reads")  # fmt: skip
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--height", type=int, default=240)
     p.add_argument("--width", type=int, default=320)
-    p.add_argument("--objects", type=int, default=2)
+    p.add_argument("--objects", type=object_range, default=(2, 2),
+                   help="objects per video: N, or LOW-HIGH with --videos (default 2)")  # fmt: skip
     p.add_argument("--fps", type=float, default=24.0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth_video)
