@@ -150,3 +150,28 @@ def test_the_command_trains_and_reports(sav_folder, tmp_path, capsys):
     empty.mkdir()
     assert cli_main(["train", "--data", str(empty), "--out", str(out)]) == 2
     assert "no SA-V annotation files" in capsys.readouterr().err
+
+
+def test_bfloat16_autocast_trains_float32_weights(sav_folder, tmp_path, monkeypatch):
+    """precision=bfloat16 computes the matmuls in bfloat16 (as on a GPU or an AVX-512 BF16 CPU)
+    and keeps float32 weights and optimizer state; auto on a CPU without bf16 stays float32."""
+    import masklet.train.loop as loop
+
+    seen = []
+    real = torch.nn.functional.linear
+
+    def spy(x, w, b=None):
+        out = real(x, w, b)
+        seen.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "linear", spy)
+    videos = load_training_videos(sav_folder)
+    result = train(TrainSettings(**SMALL, steps=1, precision="bfloat16"), videos, tmp_path / "bf16",
+                   progress=False, plot=False)  # fmt: skip
+    assert torch.bfloat16 in seen and seen.count(torch.bfloat16) > len(seen) / 2
+    assert all(v.dtype == torch.float32 for v in _weights(result.checkpoint).values() if v.is_floating_point())
+    assert json.loads(result.metrics.read_text())["compute_dtype"] == "torch.bfloat16"
+    monkeypatch.setattr(loop, "cpu_computes_bfloat16", lambda: False)
+    assert loop._compute_dtype("auto", torch.device("cpu")) is None
+    assert loop._compute_dtype("auto", torch.device("cuda")) == torch.bfloat16

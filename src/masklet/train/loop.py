@@ -93,8 +93,9 @@ class TrainResult:
     checkpoint: Path
     metrics: Path
     loss_curve: Path | None
-    steps: int
-    first_loss: float  # the total loss of the first step of this run's history
+    steps: int  # the run's total
+    started_at: int  # steps done before this call (0, or where a resumed run was)
+    first_loss: float  # the total loss of the run's first step
     last_loss: float
     seconds: float
     world_size: int
@@ -328,7 +329,7 @@ def train(
             dist.barrier()
         return TrainResult(
             out=out, checkpoint=out / CHECKPOINT_NAME, metrics=metrics_path, loss_curve=curve,
-            steps=settings.steps, first_loss=history[0]["total"] if history else float("nan"),
+            steps=settings.steps, started_at=start, first_loss=history[0]["total"] if history else float("nan"),
             last_loss=history[-1]["total"] if history else float("nan"), seconds=seconds, world_size=proc.world,
         )  # fmt: skip
 

@@ -80,8 +80,11 @@ def run_from_args(args: argparse.Namespace, *, progress: bool = True) -> Any:
 def summary(result: Any) -> str:
     """What a finished run prints."""
     curve = f"; loss curve -> {result.loss_curve}" if result.loss_curve else ""
+    done = f"{result.steps} steps" if not result.started_at else (
+        f"steps {result.started_at + 1}-{result.steps} (resumed)"
+    )
     return (
-        f"trained {result.steps} steps on {result.world_size} process(es) in {result.seconds:.1f} s: "
+        f"trained {done} on {result.world_size} process(es) in {result.seconds:.1f} s: "
         f"loss {result.first_loss:.4g} -> {result.last_loss:.4g}; checkpoint -> {result.checkpoint}; "
         f"metrics -> {result.metrics}{curve}"
     )
