@@ -137,3 +137,34 @@ def test_layer_decay_and_freezing(small_model):
         apply_freeze(model, "none")
     with pytest.raises(ConfigError, match="freeze"):
         OptimSettings(freeze="decoder")
+
+
+def test_a_project_trains_on_its_accepted_masklets_only(sav_folder, tmp_path):
+    from masklet.engine import review
+    from masklet.engine.projects import add_video
+    from masklet.engine.store import Store
+    from masklet.io.masks import RleMask
+    from masklet.train.data import TrainingDataError, load_training_videos
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    source = load_training_videos(sav_folder)[0]
+    with Store(url) as store:
+        project = store.create_project("cats")
+        video = add_video(store, project.id, source.source)
+        kept = {}
+        for obj in source.obj_ids:
+            m = store.create_masklet(video.id, by="ann", obj_id=obj)
+            masks = {f: rle.to_dict() for f, rle in zip(source.frames, source.masks[obj], strict=True)}
+            store.put_frame_masks(m.id, masks, source="manual", by="ann")
+            kept[obj] = m
+        with pytest.raises(TrainingDataError, match="no accepted masklets"):
+            load_training_videos("cats", database_url=url)
+        draft = store.get_masklet(kept[source.obj_ids[0]].id)
+        first = review.submit(store, draft.id, expected_version=draft.version, by="ann")
+        review.accept(store, first.id, expected_version=first.version, by="boss")
+    (video_data,) = load_training_videos("cats", database_url=url)
+    assert video_data.frames == source.frames and len(video_data.masks) == 1
+    (masks,) = video_data.masks.values()
+    assert [RleMask.to_dict(m) for m in masks] == [m.to_dict() for m in source.masks[source.obj_ids[0]]]
+    with pytest.raises(TrainingDataError, match="neither a folder nor a project"):
+        load_training_videos("dogs", database_url=url)

@@ -170,11 +170,11 @@ def load_training_videos(data: str | os.PathLike[str], *, database_url: str | No
         return videos_from_sav_folder(path)
     if database_url is None:
         raise TrainingDataError(f"{data}: no such folder (and no database given to look for a project of that name)")
-    store = Store(database_url)
-    try:
-        project = find_project(store, str(data))
-    except NotFoundError:
-        raise TrainingDataError(
-            f"{data}: neither a folder nor a project in {database_url}; give an SA-V or DAVIS folder or a project"
-        ) from None
-    return videos_from_project(store, project.id)
+    with Store(database_url) as store:
+        try:
+            project = find_project(store, str(data))
+        except NotFoundError:
+            raise TrainingDataError(
+                f"{data}: neither a folder nor a project in {database_url}; give an SA-V or DAVIS folder or a project"
+            ) from None
+        return videos_from_project(store, project.id)
