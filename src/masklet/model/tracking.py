@@ -1,8 +1,8 @@
 """The per-frame tracking step: memory conditioning, SAM heads, object pointer, new memory.
 
-Pure functions over a model's modules (`tracking_modules.TrackingModules`: a `SAM2Model` has them); they
-keep no state. A batch holds N
-objects on the same frame: the frame's features have batch 1 and are shared.
+Pure functions over a model's modules (`tracking_modules.TrackingModules`: a `SAM2Model`
+has them); they keep no state. A batch holds N objects on the same frame: the frame's
+features have batch 1 and are shared.
 Which memories an object reads, and what is kept, is the session's business
 (`masklet.predict`). Every switch comes from the `TrackingConfig` passed in,
 so a session can run with its own inference-time settings.

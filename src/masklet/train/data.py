@@ -20,13 +20,12 @@ import numpy as np
 from masklet.engine.exports import sav_annotation
 from masklet.engine.service import find_project
 from masklet.engine.store import Store
+from masklet.engine.uploads import VIDEO_SUFFIXES
 from masklet.errors import MaskletError, NotFoundError
 from masklet.io.formats.davis import read_davis_video
 from masklet.io.formats.sav import read_sav_json
 from masklet.io.frames import open_frame_source
 from masklet.io.masks import RleMask
-
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
 
 class TrainingDataError(MaskletError):

@@ -281,6 +281,11 @@ def train(
         dtype = _compute_dtype(settings.precision, proc.device)
         size = model.config.image_size
         trainable = [p for p in model.parameters() if p.requires_grad]
+
+        def save_state(done: int) -> None:
+            state = ResumeState(done, optimizer.state_dict(), rng_state(), history, _resumable_settings(settings))
+            save_resume(out, model, state)
+
         began = time.perf_counter()
         bar = tqdm(range(start, settings.steps), desc="train", unit="step", disable=not progress or proc.rank != 0,
                    initial=start, total=settings.steps)  # fmt: skip
@@ -313,13 +318,11 @@ def train(
             bar.set_postfix(loss=f"{entry['total']:.4f}")
             done = step + 1
             if proc.rank == 0 and settings.checkpoint_every and done % settings.checkpoint_every == 0 and done < settings.steps:
-                save_resume(out, model, ResumeState(done, optimizer.state_dict(), rng_state(), history,
-                                                    _resumable_settings(settings)))  # fmt: skip
+                save_state(done)
         seconds = time.perf_counter() - began
         metrics_path, curve = out / METRICS_NAME, None
         if proc.rank == 0:
-            save_resume(out, model, ResumeState(settings.steps, optimizer.state_dict(), rng_state(), history,
-                                                _resumable_settings(settings)))  # fmt: skip
+            save_state(settings.steps)
             metrics = {"settings": settings.as_dict(), "world_size": proc.world, "device": str(proc.device),
                        "compute_dtype": str(dtype or torch.float32), "seconds": seconds, "history": history}  # fmt: skip
             metrics_path.write_text(json.dumps(metrics, indent=1, default=str))

@@ -45,10 +45,6 @@ class StepLosses:
     def as_tuple(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         return self.mask, self.dice, self.iou, self.object_score, self.total
 
-    def as_floats(self) -> dict[str, float]:
-        names = ("mask", "dice", "iou", "object_score", "total")
-        return {n: float(v.detach()) for n, v in zip(names, self.as_tuple(), strict=True)}
-
     @staticmethod
     def zero(device: torch.device | str = "cpu") -> StepLosses:
         z = torch.zeros((), device=device)
