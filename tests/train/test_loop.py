@@ -126,6 +126,20 @@ def test_checkpoints_are_in_the_official_layout(sav_folder, tmp_path):
     assert "sam_mask_decoder.iou_prediction_head.layers.0.weight" in moved
 
 
+def test_a_clip_with_nothing_to_learn_is_a_zero_step(sav_folder, tmp_path):
+    """One-frame clips prompted by their mask (the mask is the output: no loss) train without
+    error: the step's loss is 0 and, without weight decay, the weights stay where they were."""
+    videos = load_training_videos(sav_folder)
+    settings = TrainSettings(image_size=SIZE, clip_frames=1, max_objects=2, steps=2, seed=0,
+                             prompts=PromptSettings(prob_mask=1.0),
+                             optim=OptimSettings(lr=1e-3, weight_decay=0.0))  # fmt: skip
+    result = train(settings, videos, tmp_path, progress=False, plot=False)
+    assert [h["total"] for h in json.loads(result.metrics.read_text())["history"]] == [0.0, 0.0]
+    torch.manual_seed(0)  # the loop's initialisation
+    start = build_sam2("sam2.1_hiera_t", image_size=SIZE).state_dict()
+    assert all(torch.equal(v, start[k]) for k, v in _weights(result.checkpoint).items())
+
+
 def test_clips_take_visible_objects_and_consecutive_annotated_frames(sav_folder):
     import numpy as np
 

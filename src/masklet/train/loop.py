@@ -306,7 +306,12 @@ def train(
                 with sync:
                     with autocast:
                         losses = StepLosses(*wrapped(clip.pixels, clip.targets, clip.plan, clip.rng, num_objects))
-                    losses.total.backward()
+                    total = losses.total
+                    if not total.requires_grad:
+                        # a clip whose every frame took a mask as its output has no loss; the
+                        # backward still runs (zero gradients) so that every process syncs
+                        total = total + sum(p.sum() for p in trainable) * 0.0
+                    total.backward()
                 summed = summed + StepLosses(*(v.detach() for v in losses.as_tuple()))
             if settings.optim.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(trainable, settings.optim.grad_clip)
