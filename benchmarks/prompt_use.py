@@ -41,7 +41,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
-def measure(checkpoint: str, videos, *, image_size: int, seed: int = 0) -> PromptUse:
+def measure(checkpoint: str, videos, *, model_name: str, image_size: int, seed: int = 0) -> PromptUse:
     import torch
 
     from masklet.build import build_sam2
@@ -49,7 +49,7 @@ def measure(checkpoint: str, videos, *, image_size: int, seed: int = 0) -> Promp
     from masklet.predict.image import ImagePredictor
 
     torch.manual_seed(0)  # 'random' is the training loop's own initialisation
-    model = build_sam2("sam2.1_hiera_t", checkpoint=None if checkpoint == "random" else checkpoint,
+    model = build_sam2(model_name, checkpoint=None if checkpoint == "random" else checkpoint,
                        image_size=image_size).eval()  # fmt: skip
     predictor = ImagePredictor(model)
     rng = np.random.default_rng(seed)
@@ -97,7 +97,8 @@ def render(rows: list[PromptUse], source: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", action="append", required=True,
-                        help="a sam2.1_hiera_t checkpoint, or 'random' for a random init; repeatable")  # fmt: skip
+                        help="a checkpoint of --model, or 'random' for a random init; repeatable")  # fmt: skip
+    parser.add_argument("--model", default="sam2.1_hiera_t", help="config name (see `masklet models`)")
     parser.add_argument("--videos", help="an SA-V layout folder of held-out videos")
     parser.add_argument("--synth", type=int, default=8, help="without --videos: this many synthetic videos")
     parser.add_argument("--synth-seed", type=int, default=2, help="the loop benchmark's held-out sets: 2 and 3")
@@ -122,7 +123,7 @@ def main() -> int:
                                objects=(1, 3), seed=args.synth_seed)  # fmt: skip
         source = f"{args.synth} synthetic videos (seed {args.synth_seed}, {args.image_size} px)"
     videos = load_training_videos(folder)
-    rows = [measure(c, videos, image_size=args.image_size) for c in args.checkpoint]
+    rows = [measure(c, videos, model_name=args.model, image_size=args.image_size) for c in args.checkpoint]
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     (out / "prompt_use.json").write_text(json.dumps({"source": source, "rows": [asdict(r) for r in rows]}, indent=1))
