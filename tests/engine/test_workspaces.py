@@ -47,3 +47,29 @@ def test_bounded_idle_and_refreshed(store: Store, small_model, tmp_path) -> None
         work.set_mask(0, np.zeros((96, 128), bool))  # and now it saves
     reg.close()
     assert reg.num_open == 0
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_fast_mode_reaches_every_tracking_session(store: Store, small_model, tmp_path, monkeypatch) -> None:
+    """`masklet serve --fast`: the settings, the registry and each workflow's tracking session."""
+    import torch
+
+    from masklet.cli.main import build_parser
+    from masklet.cli.serve import settings_from_args
+    from masklet.predict import precision
+
+    monkeypatch.setattr(precision, "cpu_computes_bfloat16", lambda: True)  # as on a CPU with AVX-512 BF16
+    assert settings_from_args(build_parser().parse_args(["serve", "--fast"])).fast
+    assert not settings_from_args(build_parser().parse_args(["serve"])).fast
+    clip = make_synthetic_video(4, 96, 128, num_objects=1, seed=0)
+    write_frame_folder(clip.frames, tmp_path / "clip", suffix=".png")
+    video = store.add_video(store.create_project("p").id, str(tmp_path / "clip"), fps=6.0, width=128, height=96,
+                            frame_count=4, content_hash="c" * 64)  # fmt: skip
+    masklet = store.create_masklet(video.id, by="t").id
+    store.put_frame_mask(masklet, 0, encode_rle(clip.masks[0, 0]), source="manual", by="t")
+    for fast in (False, True):
+        reg = WorkflowRegistry(store, small_model, fast=fast)
+        with reg.workflow(masklet, phase=2, by="a") as work:
+            work._ready_session()  # the session propagation and Phase-3 clicks run in
+            assert work._video.fast.dtype == (torch.bfloat16 if fast else None)
+        reg.close()

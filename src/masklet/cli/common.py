@@ -16,6 +16,8 @@ EXIT_OK = 0
 EXIT_ERROR = 2  # a MaskletError: bad input, a missing file, a conflict; the message says which
 EXIT_INTERRUPTED = 130
 DEFAULT_DB = "sqlite:///masklet.db"
+FAST_HELP = ("speed over exactness: bfloat16 where the device computes it (CUDA, CPUs with AVX-512 BF16 "
+             "or AMX; elsewhere float32 as without it), the image encoder compiled on CUDA")
 
 
 def echo(text: str = "") -> None:

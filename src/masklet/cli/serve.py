@@ -10,6 +10,7 @@ from typing import Any
 
 from masklet.cli.common import (
     EXIT_OK,
+    FAST_HELP,
     acting_user,
     database_url,
     echo,
@@ -61,7 +62,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     return ServerSettings(
         database_url=database_url(args), data_dir=Path(args.data_dir), media_roots=tuple(roots),
         secure_cookies=args.secure_cookies, model=args.model, checkpoint=args.checkpoint,
-        random_weights=args.random_weights, image_size=args.image_size, device=args.device,
+        random_weights=args.random_weights, image_size=args.image_size, device=args.device, fast=args.fast,
         job_stale_after_s=args.job_stale_after, max_upload_mib=args.max_upload_mib,
     )  # fmt: skip
 
@@ -122,6 +123,7 @@ def register(subparsers: Any) -> None:
                    help="no checkpoint: the real architecture with random weights (demos, tests)")  # fmt: skip
     p.add_argument("--image-size", type=int, default=None, help="model input size (default 1024)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--fast", action="store_true", help="tracking (propagation, Phase-3 clicks): " + FAST_HELP)
     p.add_argument("--max-upload-mib", type=int, default=2048, metavar="MIB",
                    help="largest video upload accepted (default 2048); larger ones get 413")  # fmt: skip
     p.add_argument("--no-sample", action="store_true",

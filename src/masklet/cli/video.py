@@ -19,6 +19,7 @@ import numpy as np
 
 from masklet.cli.common import (
     EXIT_OK,
+    FAST_HELP,
     add_model_args,
     build_model_from_args,
     echo,
@@ -307,9 +308,7 @@ def register(subparsers: Any) -> None:
                    help="first frame to track (default: the earliest prompted frame, "
                    "the latest with --reverse)")  # fmt: skip
     p.add_argument("--max-frames", type=positive_int, default=None, help="track at most this many frames")
-    p.add_argument("--fast", action="store_true",
-                   help="speed over exactness: bfloat16 where the device computes it (CUDA, CPUs with "
-                   "AVX-512 BF16 or AMX; elsewhere float32 as without it), the image encoder compiled on CUDA")  # fmt: skip
+    p.add_argument("--fast", action="store_true", help=FAST_HELP)
     add_model_args(p)
     p.set_defaults(func=cmd_track)
 

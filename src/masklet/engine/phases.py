@@ -75,6 +75,8 @@ class MaskletWorkflow:
     model: a `SAM2Model` (or pass `image_predictor` / `video_predictor`, which bring theirs).
     frames: anything `open_frame_source` takes; default the video's path from the store.
     It must match the video's size and frame count.
+    fast: the tracking session in fast mode (`VideoPredictor(fast=True)`; a `video_predictor`
+    given brings its own).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class MaskletWorkflow:
         stride: int | None = None,
         track_all_frames: bool = False,
         feature_cache: Any = None,
+        fast: bool = False,
     ) -> None:
         if phase not in PHASES:
             raise InvalidEditError(f"phase must be 1, 2 or 3, got {phase!r}")
@@ -100,6 +103,7 @@ class MaskletWorkflow:
         self.stride = annotation_stride(self.video, stride)
         self.track_all_frames = track_all_frames
         self._feature_cache = feature_cache  # a predict.FeatureCache shared with other workflows
+        self._fast = fast  # the tracking session's mode (VideoPredictor(fast=...)), when it makes one
         owners = (model, getattr(image_predictor, "model", None), getattr(video_predictor, "model", None))
         self._model = next((m for m in owners if m is not None), None)
         if self._model is None:
@@ -391,7 +395,7 @@ class MaskletWorkflow:
             if self._video is None:
                 from masklet.predict.video import VideoPredictor
 
-                self._video = VideoPredictor(self._model)
+                self._video = VideoPredictor(self._model, fast=self._fast)
             source = (
                 self._frames
                 if self.track_all_frames or self.stride == 1

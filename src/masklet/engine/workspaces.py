@@ -43,12 +43,14 @@ class WorkflowRegistry:
         idle_s: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
         feature_cache: Any = None,
+        fast: bool = False,
     ) -> None:
         if max_open < 1:
             raise ValueError(f"max_open must be at least 1, got {max_open}")
         self.store, self.model = store, model
         self.max_open, self.idle_s, self._clock = max_open, idle_s, clock
         self.feature_cache = feature_cache  # one predict.FeatureCache for every workflow's image predictor
+        self.fast = fast  # every workflow's tracking session in fast mode
         self._open: OrderedDict[Key, _Open] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -90,6 +92,7 @@ class WorkflowRegistry:
                     by=by,
                     model=self.model,
                     feature_cache=self.feature_cache,
+                    fast=self.fast,
                 )
                 entry = self._open[key] = _Open(work, last_used=now)
             self._open.move_to_end(key)

@@ -35,7 +35,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     workflows = (
         None
         if model is None
-        else WorkflowRegistry(store, model, max_open=settings.max_open_workflows, feature_cache=cache)
+        else WorkflowRegistry(
+            store, model, max_open=settings.max_open_workflows, feature_cache=cache, fast=settings.fast
+        )
     )
     stale = timedelta(seconds=settings.job_stale_after_s)
     runner = None if workflows is None else JobRunner(store, workflows, stale_after=stale)

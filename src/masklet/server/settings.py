@@ -17,7 +17,8 @@ class ServerSettings:
     data_dir: the server's own files (frame cache, uploads).
     media_roots: folders whose videos may be registered by path; nothing outside them is read.
     secure_cookies: mark the session cookie Secure (behind HTTPS).
-    model, checkpoint, image_size, device: the one model of the process. Without a checkpoint
+    model, checkpoint, image_size, device: the one model of the process; fast: its tracking
+    sessions in fast mode (`VideoPredictor(fast=True)`). Without a checkpoint
     model assistance is off (manual tools only) unless `random_weights` (demos and tests: the
     real architecture with random weights, which segments nothing meaningful).
     max_upload_mib: the largest video upload accepted.
@@ -34,6 +35,7 @@ class ServerSettings:
     random_weights: bool = False
     image_size: int | None = None
     device: str = "cpu"
+    fast: bool = False  # the tracking sessions in fast mode (predict.precision)
     max_open_workflows: int = 8
     # image-encoder outputs shared by all annotators (100 MiB a frame at 1024 px)
     embedding_cache_mib: int = 1024
