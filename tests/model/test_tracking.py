@@ -17,7 +17,7 @@ from masklet.model.memory_conditioning import (
     sine_encoding_1d,
     spatial_tokens,
 )
-from masklet.model.tracking import NO_OBJ_SCORE, encode_memory, mask_as_output, track_step, use_multimask
+from masklet.model.tracking import NO_OBJ_SCORE, encode_memory, mask_as_output, sam_heads, track_step, use_multimask
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "parity"))
 from seeded_weights import seeded_state_dict, shapes_of  # noqa: E402
@@ -287,3 +287,23 @@ def test_float32_memory_is_a_setting_and_carries_gradients(model, features) -> N
     assert logits.grad is not None and logits.grad.abs().sum() > 0
     assert model.memory_encoder.pix_feat_proj.weight.grad is not None
     model.zero_grad(set_to_none=True)
+
+
+def test_heads_compute_in_float32_under_a_bfloat16_autocast(model, features) -> None:
+    """Fast mode runs a step under autocast; the heads (1 % of the time) stay float32 there,
+    where bfloat16 would flip the pixels whose logits are near 0."""
+    cfg = model.config.tracking
+    pix = torch.randn(2, model.config.hidden_dim, SIZE // 16, SIZE // 16, generator=torch.Generator().manual_seed(3))
+    prompt = {"point_coords": torch.tensor([[[40.0, 50.0]], [[90.0, 20.0]]]), "point_labels": torch.ones(2, 1, dtype=torch.int32)}
+    with torch.inference_mode():
+        plain = sam_heads(model, cfg, pix, features.high_res_features, multimask=True, **prompt)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = sam_heads(model, cfg, pix.to(torch.bfloat16), tuple(f.to(torch.bfloat16) for f in features.high_res_features), multimask=True, **prompt)  # fmt: skip
+    # the inputs were rounded to bfloat16 on the way in; what the heads add is float32 rounding
+    pix_rounded = pix.to(torch.bfloat16).float()
+    high_res_rounded = tuple(f.to(torch.bfloat16).float() for f in features.high_res_features)
+    with torch.inference_mode():
+        expected = sam_heads(model, cfg, pix_rounded, high_res_rounded, multimask=True, **prompt)
+    torch.testing.assert_close(autocast.candidate_low_res_logits, expected.candidate_low_res_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(autocast.iou, expected.iou, atol=1e-5, rtol=1e-4)
+    assert not torch.equal(plain.candidate_low_res_logits, expected.candidate_low_res_logits)  # the rounding was seen
