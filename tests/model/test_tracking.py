@@ -275,6 +275,29 @@ def test_heads_in_one_batch_is_a_setting(model, features) -> None:
     torch.testing.assert_close(batched.iou, one_by_one.iou, atol=1e-4, rtol=0)
 
 
+def test_memory_attention_one_object_at_a_time_is_a_setting(model, features) -> None:
+    """Sessions send objects through memory attention one by one (faster on a CPU, as the
+    official predictor does); training batches them: the same features within float32 rounding."""
+    cfg = dataclasses.replace(model.config.tracking, memory_in_bfloat16=False)
+    assert cfg.memory_attention_one_object_at_a_time
+    mem = _memory(model, n=3, t=3, p=4)
+    calls = []
+    hook = model.memory_attention.register_forward_hook(lambda m, a, k: calls.append(1))
+    try:
+        with torch.inference_mode():
+            one_by_one = condition_on_memory(model, cfg, features, mem, num_objects=3)
+            assert len(calls) == 3
+            calls.clear()
+            batched = condition_on_memory(model, dataclasses.replace(cfg, memory_attention_one_object_at_a_time=False),
+                                          features, mem, num_objects=3)  # fmt: skip
+            assert len(calls) == 1
+    finally:
+        hook.remove()
+    assert one_by_one.shape == batched.shape == (3, model.config.hidden_dim, SIZE // 16, SIZE // 16)
+    torch.testing.assert_close(one_by_one, batched, atol=1e-4, rtol=1e-4)
+    assert not torch.equal(one_by_one[0], one_by_one[1])  # each object its own memory
+
+
 def test_float32_memory_is_a_setting_and_carries_gradients(model, features) -> None:
     cfg = dataclasses.replace(model.config.tracking, memory_in_bfloat16=False)
     logits = torch.randn(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(5), requires_grad=True)

@@ -100,9 +100,16 @@ def condition_on_memory(
     # layout boundary: maps (N, C, h, w) -> tokens (N, L, C)
     curr = vision.flatten(2).transpose(1, 2)
     curr_pos = features.vision_pos_enc[-1].expand(n, -1, -1, -1).flatten(2).transpose(1, 2)
-    out = model.memory_attention(
-        curr=curr, curr_pos=curr_pos, memory=tokens, memory_pos=tokens_pos, num_obj_ptr_tokens=num_ptr_tokens
-    )  # (N, L, C)
+    if n > 1 and cfg.memory_attention_one_object_at_a_time:
+        out = torch.cat([
+            model.memory_attention(curr=curr[i : i + 1], curr_pos=curr_pos[i : i + 1], memory=tokens[i : i + 1],
+                                   memory_pos=tokens_pos[i : i + 1], num_obj_ptr_tokens=num_ptr_tokens)
+            for i in range(n)
+        ])  # fmt: skip
+    else:
+        out = model.memory_attention(
+            curr=curr, curr_pos=curr_pos, memory=tokens, memory_pos=tokens_pos, num_obj_ptr_tokens=num_ptr_tokens
+        )  # (N, L, C)
     # parity: a strided view (channels-last layout), not a copy, like the official model; the
     # decoder's kernels round differently on the two layouts
     return out.transpose(1, 2).view(n, c, h, w)

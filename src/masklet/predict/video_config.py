@@ -31,6 +31,7 @@ SESSION_FLAGS = frozenset(
         "use_mask_input_as_output_without_sam",
         "memory_in_bfloat16",
         "heads_one_object_at_a_time",
+        "memory_attention_one_object_at_a_time",
     }
 )
 

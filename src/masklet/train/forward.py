@@ -31,7 +31,8 @@ from masklet.train.prompts import ClipPlan, PromptSettings, error_clicks
 def training_tracking_config(cfg: TrackingConfig) -> TrackingConfig:
     """The model's tracking switches as SAM 2 trains with them.
 
-    Memories stay float32 (and carry gradients), the heads take all objects as one batch,
+    Memories stay float32 (and carry gradients), memory attention and the heads take all
+    objects as one batch,
     masks from prompts are not binarised before the memory encoder, corrected frames become
     conditioning frames, and object pointers are read from conditioning frames on both sides.
     """
@@ -39,6 +40,7 @@ def training_tracking_config(cfg: TrackingConfig) -> TrackingConfig:
         cfg,
         memory_in_bfloat16=False,
         heads_one_object_at_a_time=False,
+        memory_attention_one_object_at_a_time=False,
         binarize_mask_from_pts_for_mem_enc=False,
         add_all_frames_to_correct_as_cond=True,
         only_obj_ptrs_in_the_past_for_eval=False,
