@@ -78,8 +78,11 @@ def machine(threads: int, versions: dict[str, str] | None = None) -> dict:
     """The machine a result was measured on, with each side's package versions."""
     import torch
 
+    bf16 = [name for name, check in (("AVX-512 BF16", "_is_avx512_bf16_supported"), ("AMX", "_is_amx_tile_supported"))
+            if bool(getattr(torch.cpu, check, lambda: False)())]  # fmt: skip
     return {"cpu": cpu_model(), "capability": torch.backends.cpu.get_cpu_capability(), "threads": threads,
-            "python": platform.python_version(), "versions": versions or {}}  # fmt: skip
+            "bfloat16": ", ".join(bf16) or "none", "python": platform.python_version(),
+            "versions": versions or {}}  # fmt: skip
 
 
 def worker_versions(which: str) -> str:
@@ -155,7 +158,8 @@ def write_results(stem: str, result: dict, md: list[str]) -> None:
 
 def machine_line(m: dict) -> str:
     sides = "; ".join(f"{NAMES[k]}: {v}" for k, v in m.get("versions", {}).items())
-    return f"Machine: {m['cpu']} ({m['capability']}), {m['threads']} threads, Python {m['python']}. {sides}"
+    bf16 = f", bfloat16 instructions: {m['bfloat16']}" if "bfloat16" in m else ""
+    return f"Machine: {m['cpu']} ({m['capability']}{bf16}), {m['threads']} threads, Python {m['python']}. {sides}"
 
 
 def official_pixels(path: Path, size: int) -> np.ndarray:
