@@ -8,6 +8,7 @@ import torch
 
 from masklet.errors import ConfigError
 from masklet.model.types import StepOutput
+from masklet.train.loop import window_loss
 from masklet.train.losses import LossWeights, actual_iou, step_losses
 from masklet.train.optim import OptimSettings, apply_freeze, lr_scale, parameter_groups
 from masklet.train.prompts import PromptSettings, error_clicks, noisy_boxes, plan_clip
@@ -168,3 +169,12 @@ def test_a_project_trains_on_its_accepted_masklets_only(sav_folder, tmp_path):
     assert [RleMask.to_dict(m) for m in masks] == [m.to_dict() for m in source.masks[source.obj_ids[0]]]
     with pytest.raises(TrainingDataError, match="neither a folder nor a project"):
         load_training_videos("dogs", database_url=url)
+
+
+def test_run_loss_summary_skips_steps_without_a_loss() -> None:
+    """A run whose last step took its mask prompts as outputs (loss 0) does not report 'loss -> 0'."""
+    history = [{"total": t} for t in (9.0, 7.0, *([2.0] * 20), 1.0, 3.0, 0.0)]
+    assert window_loss(history, last=False, steps=2) == pytest.approx(8.0)
+    assert window_loss(history, last=True, steps=2) == pytest.approx(2.0)
+    assert window_loss(history, last=True) == pytest.approx(2.0)
+    assert np.isnan(window_loss([{"total": 0.0}], last=True))

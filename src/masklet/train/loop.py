@@ -95,8 +95,8 @@ class TrainResult:
     loss_curve: Path | None
     steps: int  # the run's total
     started_at: int  # steps done before this call (0, or where a resumed run was)
-    first_loss: float  # the total loss of the run's first step
-    last_loss: float
+    first_loss: float  # mean total loss of the run's first steps (see `window_loss`)
+    last_loss: float  # ... and of its last steps
     seconds: float
     world_size: int
 
@@ -212,6 +212,16 @@ def _resumable_settings(settings: TrainSettings) -> dict[str, Any]:
     d.pop("steps")
     d.pop("checkpoint_every")
     return d
+
+
+def window_loss(history: Sequence[dict[str, float]], *, last: bool, steps: int = 10) -> float:
+    """Mean total loss of the first (or last) `steps` steps that had a loss to learn from.
+
+    One step's loss swings with its clip, and a step whose every frame took a mask prompt as
+    its output has none (0): the last step alone can report a run as "loss 9.1 -> 0"."""
+    losses = [h["total"] for h in history if h["total"] > 0]
+    window = losses[-steps:] if last else losses[:steps]
+    return float(sum(window) / len(window)) if window else float("nan")
 
 
 def write_loss_curve(history: Sequence[dict[str, float]], path: Path) -> Path:
@@ -337,9 +347,9 @@ def train(
             dist.barrier()
         return TrainResult(
             out=out, checkpoint=out / CHECKPOINT_NAME, metrics=metrics_path, loss_curve=curve,
-            steps=settings.steps, started_at=start, first_loss=history[0]["total"] if history else float("nan"),
-            last_loss=history[-1]["total"] if history else float("nan"), seconds=seconds, world_size=proc.world,
+            steps=settings.steps, started_at=start, first_loss=window_loss(history, last=False),
+            last_loss=window_loss(history, last=True), seconds=seconds, world_size=proc.world,
         )  # fmt: skip
 
 
-__all__ = ["TrainResult", "TrainSettings", "train", "write_loss_curve"]
+__all__ = ["TrainResult", "TrainSettings", "train", "window_loss", "write_loss_curve"]
