@@ -17,7 +17,14 @@ from masklet.model.memory_conditioning import (
     sine_encoding_1d,
     spatial_tokens,
 )
-from masklet.model.tracking import NO_OBJ_SCORE, encode_memory, mask_as_output, sam_heads, track_step, use_multimask
+from masklet.model.tracking import (
+    NO_OBJ_SCORE,
+    encode_memory,
+    mask_as_output,
+    sam_heads,
+    track_step,
+    use_multimask,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "parity"))
 from seeded_weights import seeded_state_dict, shapes_of  # noqa: E402

@@ -8,7 +8,7 @@ import torch
 
 from masklet.errors import ConfigError
 from masklet.model.types import StepOutput
-from masklet.train.loop import window_loss
+from masklet.train.loop import loss_window, window_loss
 from masklet.train.losses import LossWeights, actual_iou, step_losses
 from masklet.train.optim import OptimSettings, apply_freeze, lr_scale, parameter_groups
 from masklet.train.prompts import PromptSettings, error_clicks, noisy_boxes, plan_clip
@@ -178,3 +178,6 @@ def test_run_loss_summary_skips_steps_without_a_loss() -> None:
     assert window_loss(history, last=True, steps=2) == pytest.approx(2.0)
     assert window_loss(history, last=True) == pytest.approx(2.0)
     assert np.isnan(window_loss([{"total": 0.0}], last=True))
+    short = [{"total": t} for t in (8.0, 6.0, 4.0, 2.0)]  # a short run: halves, not one window twice
+    assert loss_window(short) == 2
+    assert (window_loss(short, last=False), window_loss(short, last=True)) == (7.0, 3.0)

@@ -97,6 +97,7 @@ class TrainResult:
     started_at: int  # steps done before this call (0, or where a resumed run was)
     first_loss: float  # mean total loss of the run's first steps (see `window_loss`)
     last_loss: float  # ... and of its last steps
+    loss_window: int  # how many steps each of the two averages
     seconds: float
     world_size: int
 
@@ -214,13 +215,19 @@ def _resumable_settings(settings: TrainSettings) -> dict[str, Any]:
     return d
 
 
+def loss_window(history: Sequence[dict[str, float]], steps: int = 10) -> int:
+    """How many steps `window_loss` averages: `steps`, or half the steps with a loss if fewer."""
+    return max(1, min(steps, sum(1 for h in history if h["total"] > 0) // 2))
+
+
 def window_loss(history: Sequence[dict[str, float]], *, last: bool, steps: int = 10) -> float:
-    """Mean total loss of the first (or last) `steps` steps that had a loss to learn from.
+    """Mean total loss of the first (or last) `loss_window` steps that had a loss to learn from.
 
     One step's loss swings with its clip, and a step whose every frame took a mask prompt as
     its output has none (0): the last step alone can report a run as "loss 9.1 -> 0"."""
     losses = [h["total"] for h in history if h["total"] > 0]
-    window = losses[-steps:] if last else losses[:steps]
+    k = loss_window(history, steps)
+    window = losses[-k:] if last else losses[:k]
     return float(sum(window) / len(window)) if window else float("nan")
 
 
@@ -348,7 +355,8 @@ def train(
         return TrainResult(
             out=out, checkpoint=out / CHECKPOINT_NAME, metrics=metrics_path, loss_curve=curve,
             steps=settings.steps, started_at=start, first_loss=window_loss(history, last=False),
-            last_loss=window_loss(history, last=True), seconds=seconds, world_size=proc.world,
+            last_loss=window_loss(history, last=True), loss_window=loss_window(history), seconds=seconds,
+            world_size=proc.world,
         )  # fmt: skip
 
 

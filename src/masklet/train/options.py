@@ -85,6 +85,6 @@ def summary(result: Any) -> str:
     )
     return (
         f"trained {done} on {result.world_size} process(es) in {result.seconds:.1f} s: "
-        f"loss {result.first_loss:.4g} -> {result.last_loss:.4g} (mean of the first and last 10 steps); "
+        f"loss {result.first_loss:.4g} -> {result.last_loss:.4g} (means of the first and last {result.loss_window} steps); "
         f"checkpoint -> {result.checkpoint}; metrics -> {result.metrics}{curve}"
     )
