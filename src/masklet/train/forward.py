@@ -32,9 +32,9 @@ def training_tracking_config(cfg: TrackingConfig) -> TrackingConfig:
     """The model's tracking switches as SAM 2 trains with them.
 
     Memories stay float32 (and carry gradients), memory attention and the heads take all
-    objects as one batch,
-    masks from prompts are not binarised before the memory encoder, corrected frames become
-    conditioning frames, and object pointers are read from conditioning frames on both sides.
+    objects as one batch, masks from prompts are not binarised before the memory encoder,
+    corrected frames become conditioning frames, and object pointers are read from
+    conditioning frames on both sides.
     """
     return dataclasses.replace(
         cfg,

@@ -360,4 +360,4 @@ def train(
         )  # fmt: skip
 
 
-__all__ = ["TrainResult", "TrainSettings", "train", "window_loss", "write_loss_curve"]
+__all__ = ["TrainResult", "TrainSettings", "loss_window", "train", "window_loss", "write_loss_curve"]
