@@ -183,7 +183,9 @@ def test_bfloat16_autocast_trains_float32_weights(sav_folder, tmp_path, monkeypa
     videos = load_training_videos(sav_folder)
     result = train(TrainSettings(**SMALL, steps=1, precision="bfloat16"), videos, tmp_path / "bf16",
                    progress=False, plot=False)  # fmt: skip
-    assert torch.bfloat16 in seen and seen.count(torch.bfloat16) > len(seen) / 2
+    # the image encoder's and memory attention's linears in bfloat16; the SAM heads' (most of the
+    # calls, little of the arithmetic) stay float32 under autocast (model.tracking.sam_heads)
+    assert torch.bfloat16 in seen and seen.count(torch.bfloat16) > len(seen) / 3
     assert all(v.dtype == torch.float32 for v in _weights(result.checkpoint).values() if v.is_floating_point())
     assert json.loads(result.metrics.read_text())["compute_dtype"] == "torch.bfloat16"
     monkeypatch.setattr(loop, "cpu_computes_bfloat16", lambda: False)
