@@ -75,13 +75,14 @@ def cpu_model() -> str:
 
 
 def machine(threads: int, versions: dict[str, str] | None = None) -> dict:
-    """The machine a result was measured on, with each side's package versions."""
+    """The machine a result was measured on, with each side's package versions (the driver calls it:
+    torch and masklet are imported here, not at the top)."""
     import torch
 
-    bf16 = [name for name, check in (("AVX-512 BF16", "_is_avx512_bf16_supported"), ("AMX", "_is_amx_tile_supported"))
-            if bool(getattr(torch.cpu, check, lambda: False)())]  # fmt: skip
+    from masklet.predict.precision import cpu_bfloat16_instructions
+
     return {"cpu": cpu_model(), "capability": torch.backends.cpu.get_cpu_capability(), "threads": threads,
-            "bfloat16": ", ".join(bf16) or "none", "python": platform.python_version(),
+            "bfloat16": ", ".join(cpu_bfloat16_instructions()) or "none", "python": platform.python_version(),
             "versions": versions or {}}  # fmt: skip
 
 

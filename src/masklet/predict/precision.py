@@ -27,11 +27,15 @@ import torch
 log = logging.getLogger(__name__)
 
 
+def cpu_bfloat16_instructions() -> tuple[str, ...]:
+    """The bfloat16 instruction sets this CPU has, of AVX-512 BF16 and AMX (empty: emulated)."""
+    checks = (("AVX-512 BF16", "_is_avx512_bf16_supported"), ("AMX", "_is_amx_tile_supported"))
+    return tuple(name for name, check in checks if bool(getattr(torch.cpu, check, lambda: False)()))
+
+
 def cpu_computes_bfloat16() -> bool:
     """True where this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), not an emulation."""
-    cpu = torch.cpu
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+    return bool(cpu_bfloat16_instructions())
 
 
 @dataclass(frozen=True, slots=True)
