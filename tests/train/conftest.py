@@ -35,3 +35,9 @@ def sav_folder(tmp_path_factory) -> Path:
 def one_clip_folder(tmp_path_factory) -> Path:
     """One video of 3 annotated frames and one object: a clip of 3 frames is always the same clip."""
     return write_sav_folder(tmp_path_factory.mktemp("sav_one"), videos=1, frames=12, objects=1, seed=3)
+
+
+@pytest.fixture(scope="session")
+def four_object_folder(tmp_path_factory) -> Path:
+    """One 8-frame video (2 annotated frames), four objects: single frames with many objects."""
+    return write_sav_folder(tmp_path_factory.mktemp("sav_four"), videos=1, frames=8, objects=4, seed=7)

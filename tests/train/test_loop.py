@@ -60,10 +60,10 @@ def test_a_killed_run_resumes_to_the_same_weights(sav_folder, tmp_path, monkeypa
 
     real = loop._step_clips
 
-    def dies_in_step_4(videos, settings, step, proc, size):
+    def dies_in_step_4(data, settings, step, proc, size):
         if step == 3:
             raise KeyboardInterrupt
-        return real(videos, settings, step, proc, size)
+        return real(data, settings, step, proc, size)
 
     monkeypatch.setattr(loop, "_step_clips", dies_in_step_4)
     with pytest.raises(KeyboardInterrupt):
@@ -149,6 +149,30 @@ def test_clips_take_visible_objects_and_consecutive_annotated_frames(sav_folder)
     assert clip.frames in ((0, 4, 8), (4, 8, 12)) and clip.masks[0, 0].any()
 
 
+def test_single_frame_samples_mix_in_from_the_image_set(sav_folder, four_object_folder):
+    """image_fraction 0.5: about half the samples are single frames of the image set with up to
+    image_max_objects objects, the rest clips of the videos; which is which does not depend on
+    the process layout."""
+    from masklet.train.loop import TrainingData, _Process, _step_clips, is_image_sample
+
+    videos, images = load_training_videos(sav_folder), load_training_videos(four_object_folder)
+    settings = TrainSettings(image_size=SIZE, clip_frames=3, max_objects=1, batch_size=2, image_fraction=0.5,
+                             image_max_objects=4)  # fmt: skip
+    data, cpu = TrainingData(videos, images), torch.device("cpu")
+    shapes = {True: set(), False: set()}
+    for step in range(12):
+        clips = _step_clips(data, settings, step, _Process(0, 1, cpu, False), SIZE)
+        for b, clip in enumerate(clips):
+            shapes[is_image_sample(settings, step, b)].add(tuple(clip.targets.shape[:2]))
+        second = _step_clips(data, settings, step, _Process(1, 2, cpu, False), SIZE)
+        assert len(second) == 1 and torch.equal(second[0].targets, clips[1].targets)
+    assert shapes[False] == {(1, 3)}  # one object, three frames
+    assert {t for _, t in shapes[True]} == {1} and max(n for n, _ in shapes[True]) > 2
+    drawn = [is_image_sample(settings, s, b) for s in range(200) for b in range(2)]
+    assert 0.4 < sum(drawn) / len(drawn) < 0.6
+    assert not any(is_image_sample(TrainSettings(), s, 0) for s in range(50))
+
+
 def test_the_command_trains_and_reports(sav_folder, tmp_path, capsys):
     out = tmp_path / "run"
     code = cli_main(["train", "--data", str(sav_folder), "--out", str(out), "--image-size", str(SIZE),
@@ -164,6 +188,9 @@ def test_the_command_trains_and_reports(sav_folder, tmp_path, capsys):
     empty.mkdir()
     assert cli_main(["train", "--data", str(empty), "--out", str(out)]) == 2
     assert "no SA-V annotation files" in capsys.readouterr().err
+    unused = cli_main(["train", "--data", str(sav_folder), "--image-data", str(sav_folder), "--out", str(out)])
+    assert unused == 2
+    assert "image data given, but image_fraction is 0" in capsys.readouterr().err
 
 
 def test_bfloat16_autocast_trains_float32_weights(sav_folder, tmp_path, monkeypatch):

@@ -7,6 +7,11 @@ of processes: process r of W takes clips r, r + W, ... of the batch. Under torch
 averaged by DistributedDataParallel, and with the loss normalisation of
 `masklet.train.losses` the update equals the one-process update on the same global batch.
 Only rank 0 writes files and shows progress.
+
+SAM 2 trains on images and videos together; `image_fraction` of a step's samples are single
+frames (from `images`, a set of its own, or else from the videos themselves) with up to
+`image_max_objects` objects each. Without them, training on clips of one to three objects
+from random weights drifts back to one mask for every object (benchmarks/prompt_use.py).
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class TrainSettings:
     batch_size: int = 1  # clips per step over all processes
     clip_frames: int = 8
     max_objects: int = 3
+    image_fraction: float = 0.0  # share of the samples that are single frames (0: clips only)
+    image_max_objects: int = 8  # objects per single-frame sample
     seed: int = 0
     precision: str = "auto"  # bfloat16 autocast on CUDA or a CPU with bfloat16 instructions
     device: str = "auto"  # "auto": the process's GPU under torchrun, else cuda:0, else the CPU
@@ -82,6 +89,10 @@ class TrainSettings:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.steps < 1 or self.batch_size < 1 or self.clip_frames < 1 or self.max_objects < 1:
             raise ConfigError("steps, batch_size, clip_frames and max_objects must be at least 1")
+        if not 0.0 <= self.image_fraction <= 1.0:
+            raise ConfigError(f"image_fraction is a share of the samples, from 0 to 1; got {self.image_fraction}")
+        if self.image_max_objects < 1:
+            raise ConfigError("image_max_objects must be at least 1")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -183,17 +194,36 @@ class _StepClip:
     torch_seed: int  # the dropout masks' draws
 
 
-def _step_clips(
-    videos: Sequence[AnnotatedVideo], settings: TrainSettings, step: int, proc: _Process, size: int
-) -> list[_StepClip]:
-    """This process's share of the step's clips. Every random draw of clip b (which clip,
-    which prompts, which dropout masks) comes from (seed, step, b), whichever process takes it."""
-    picks = np.random.default_rng([settings.seed, step]).integers(len(videos), size=settings.batch_size)
+@dataclass(frozen=True, slots=True)
+class TrainingData:
+    """What a run samples from: clips of `videos`, and single frames of `images`."""
+
+    videos: Sequence[AnnotatedVideo]
+    images: Sequence[AnnotatedVideo]
+
+
+def is_image_sample(settings: TrainSettings, step: int, b: int) -> bool:
+    """Whether sample b of a step is a single frame (drawn from (seed, step, b) alone)."""
+    if settings.image_fraction <= 0.0:
+        return False
+    return bool(np.random.default_rng([settings.seed, step, b, 2]).random() < settings.image_fraction)
+
+
+def _step_clips(data: TrainingData, settings: TrainSettings, step: int, proc: _Process, size: int) -> list[_StepClip]:
+    """This process's share of the step's clips. Every random draw of clip b (image or clip,
+    which one, which prompts, which dropout masks) comes from (seed, step, b), whichever
+    process takes it."""
+    picks = np.random.default_rng([settings.seed, step]).integers(len(data.videos), size=settings.batch_size)
+    image_picks = np.random.default_rng([settings.seed, step, 2]).integers(len(data.images), size=settings.batch_size)
     clips = []
     for b in range(proc.rank, settings.batch_size, proc.world):
         rng = np.random.default_rng([settings.seed, step, b])
-        clip = sample_clip(videos[int(picks[b])], rng, num_frames=settings.clip_frames,
-                           max_objects=settings.max_objects)  # fmt: skip
+        if is_image_sample(settings, step, b):
+            clip = sample_clip(data.images[int(image_picks[b])], rng, num_frames=1,
+                               max_objects=settings.image_max_objects)  # fmt: skip
+        else:
+            clip = sample_clip(data.videos[int(picks[b])], rng, num_frames=settings.clip_frames,
+                               max_objects=settings.max_objects)  # fmt: skip
         pixels, targets = clip_tensors(clip, size, proc.device)
         plan = plan_clip(targets.cpu(), rng, settings.prompts)
         torch_seed = int(np.random.default_rng([settings.seed, step, b, 1]).integers(2**62))
@@ -259,13 +289,20 @@ def train(
     videos: Sequence[AnnotatedVideo],
     out: str | os.PathLike[str],
     *,
+    images: Sequence[AnnotatedVideo] | None = None,
     resume: bool = False,
     progress: bool = True,
     plot: bool = True,
 ) -> TrainResult:
-    """Train per `settings` on clips of `videos`; files go to `out` (see `masklet.train.checkpoint`)."""
+    """Train per `settings` on clips of `videos` (and, per `settings.image_fraction`, single
+    frames of `images`, or of `videos` when None); files go to `out` (see `masklet.train.checkpoint`)."""
     if not videos:
         raise ConfigError("train: no videos to train on")
+    if images is not None and settings.image_fraction == 0.0:
+        raise ConfigError("train: image data given, but image_fraction is 0, so no sample would come from it")
+    if images is not None and not images:
+        raise ConfigError("train: the image data holds no videos")
+    data = TrainingData(videos, images if images is not None else videos)
     out = Path(out)
     with _process_group(settings.device) as proc:
         if settings.batch_size % proc.world:
@@ -308,7 +345,7 @@ def train(
                    initial=start, total=settings.steps)  # fmt: skip
         for step in bar:
             t0 = time.perf_counter()
-            clips = _step_clips(videos, settings, step, proc, size)
+            clips = _step_clips(data, settings, step, proc, size)
             local_objects = torch.tensor(float(sum(c.targets.shape[0] for c in clips)), device=proc.device)
             num_objects = max(float(_sum_over_processes(local_objects, proc)) / proc.world, 1.0)
             set_learning_rates(optimizer, cosine_factor(step, settings.steps, settings.optim.warmup_steps))
@@ -360,4 +397,4 @@ def train(
         )  # fmt: skip
 
 
-__all__ = ["TrainResult", "TrainSettings", "loss_window", "train", "window_loss", "write_loss_curve"]
+__all__ = ["TrainResult", "TrainSettings", "TrainingData", "is_image_sample", "loss_window", "train", "window_loss", "write_loss_curve"]

@@ -19,6 +19,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text}")
+    return value
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True,
                    help="an SA-V folder (NAME_manual.json beside NAME.mp4), a DAVIS folder, "
@@ -32,6 +39,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_positive, default=1, help="clips per step, over all processes")
     p.add_argument("--clip-frames", type=_positive, default=8, help="annotated frames per clip")
     p.add_argument("--max-objects", type=_positive, default=3, help="objects per clip")
+    p.add_argument("--image-fraction", type=_share, default=0.0,
+                   help="share of the samples that are single frames, as SAM 2 trains on images and videos "
+                   "together (0: clips only)")  # fmt: skip
+    p.add_argument("--image-data", default=None,
+                   help="where the single frames come from (a folder or project, as --data); default: --data")
+    p.add_argument("--image-objects", type=_positive, default=8, help="objects per single-frame sample")
     p.add_argument("--lr", type=float, default=5e-6, help="learning rate outside the image encoder")
     p.add_argument("--encoder-lr", type=float, default=3e-6, help="image encoder learning rate (before layer decay)")
     p.add_argument("--layer-decay", type=float, default=0.9)
@@ -57,7 +70,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
     return TrainSettings(
         model=args.model, checkpoint=args.checkpoint, image_size=args.image_size, steps=args.steps,
-        batch_size=args.batch_size, clip_frames=args.clip_frames, max_objects=args.max_objects, seed=args.seed,
+        batch_size=args.batch_size, clip_frames=args.clip_frames, max_objects=args.max_objects,
+        image_fraction=args.image_fraction, image_max_objects=args.image_objects, seed=args.seed,
         precision=args.precision, device=args.device, checkpoint_every=args.checkpoint_every,
         prompts=PromptSettings(corrections_per_frame=args.corrections),
         optim=OptimSettings(lr=args.lr, encoder_lr=args.encoder_lr, layer_decay=args.layer_decay,
@@ -73,8 +87,10 @@ def run_from_args(args: argparse.Namespace, *, progress: bool = True) -> Any:
     from masklet.train.data import load_training_videos
     from masklet.train.loop import train
 
-    videos = load_training_videos(args.data, database_url=args.db or os.environ.get("MASKLET_DB"))
-    return train(settings_from_args(args), videos, args.out, resume=args.resume, progress=progress)
+    database_url = args.db or os.environ.get("MASKLET_DB")
+    videos = load_training_videos(args.data, database_url=database_url)
+    images = None if args.image_data is None else load_training_videos(args.image_data, database_url=database_url)
+    return train(settings_from_args(args), videos, args.out, images=images, resume=args.resume, progress=progress)
 
 
 def summary(result: Any) -> str:
