@@ -1,21 +1,24 @@
 """The data engine's loop, measured: train, annotate with the model, retrain on what was annotated.
 
-    python benchmarks/data_engine_loop.py            # about 25 minutes on two CPU cores
+    python benchmarks/data_engine_loop.py            # about 28 minutes on two CPU cores
 
 1. Synthetic data (`masklet.io.synthetic_dataset`): a training set, a held-out set A that the
    simulated annotator annotates, and a held-out set C for the comparisons.
 2. Round 0: the reduced configuration (sam2.1_hiera_t at a 128-px input, from random weights)
    first trains at image level, on single frames of a pre-training set with 3-6 objects a
    frame (without it the model stops following its prompts: every object gets one mask, see
-   benchmarks/prompt_use.py), then on clips of the training set.
+   benchmarks/prompt_use.py), then on clips of the training set with half the samples
+   single frames of the pre-training set (SAM 2 trains on images and videos together; on
+   clips of 1-3 objects alone the model drifts back to one mask for all objects).
 3. The simulated annotator (`masklet.engine.simulate`, the paper's time constants) annotates
    set A in Phases 1, 2 and 3 with the round-0 model, in a project of its own: the effort
    table (time per frame, % edited frames, clicks per clicked frame) and the J&F each phase's
    masks reach against the truth. Its Phase-3 masklets are accepted in review.
 4. Round 1: the round-0 model trains further on the training set plus the project's accepted
-   masklets (`masklet.train.data.videos_from_project`).
-5. On set C: Phase 3 with the round-0 and the round-1 model (the effort should fall), and the
-   semi-supervised J&F of both with 1, 3 and 5 first-frame clicks, a box and a mask.
+   masklets (`masklet.train.data.videos_from_project`), with the same image share.
+5. On set C: Phase 3 with the round-0 and the round-1 model (the effort should fall), the
+   semi-supervised J&F of both with 1, 3 and 5 first-frame clicks, a box and a mask, and
+   how well each checkpoint follows boxes and clicks (benchmarks/prompt_use.py).
 
 Writes benchmarks/results/data_engine_loop.{json,md} and data_engine_loop_loss.png (the loss
 curves of both rounds).
@@ -27,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +77,7 @@ def annotate(store, project_name: str, videos, model, phases, *, accept_phase: i
 
     project = store.create_project(project_name)
     jf: dict[int, list[float]] = {p: [] for p in phases}
+    worked: dict[int, list] = {p: [] for p in phases}  # FrameWork of every frame worked
     for video in videos:
         row = add_video(store, project.id, video.source)
         gt = gt_of(video)
@@ -81,12 +86,17 @@ def annotate(store, project_name: str, videos, model, phases, *, accept_phase: i
                                   annotator=ANNOTATOR)  # fmt: skip
             for work, obj in zip(done, sorted(gt), strict=True):
                 jf[phase].append(masklet_jf(store, work.masklet_id, gt[obj]))
+                worked[phase] += work.frames
                 if phase == accept_phase:
                     m = store.get_masklet(work.masklet_id)
                     review.accept(store, m.id, expected_version=m.version, by="reviewer")
     table = effort_table(store, project_id=project.id)
+    # what the model leaves to the pixel tools on a worked frame: its IoU after the clicks, and
+    # the strokes (one per error component of min_error_px or more) that finish the frame
     return {"project_id": project.id, "effort": table.to_json(), "effort_text": table.render(),
-            "jf": {p: float(np.nanmean(v)) for p, v in jf.items()}}  # fmt: skip
+            "jf": {p: float(np.nanmean(v)) for p, v in jf.items()},
+            "iou_after_clicks": {p: float(np.mean([w.model_iou for w in v])) for p, v in worked.items()},
+            "strokes_per_worked_frame": {p: float(np.mean([w.strokes for w in v])) for p, v in worked.items()}}  # fmt: skip
 
 
 def semi_supervised(videos, model) -> dict[str, float]:
@@ -116,9 +126,9 @@ def write_loss_plot(histories: dict[str, list[dict]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     offset = 0
     for label, history in histories.items():
-        steps = [offset + h["step"] for h in history]
-        ax.plot(steps, [h["total"] for h in history], label=label, alpha=0.85)
-        offset = steps[-1]
+        kept = [h for h in history if h["total"] > 0]  # a step whose frames all took mask prompts has no loss
+        ax.plot([offset + h["step"] for h in kept], [h["total"] for h in kept], label=label, alpha=0.85)
+        offset += history[-1]["step"]
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (total)")
@@ -139,8 +149,10 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=128, help="video side and model input")
     parser.add_argument("--pretrain-videos", type=int, default=64, help="pre-training set (3-6 objects each)")
     parser.add_argument("--pretrain-steps", type=int, default=800, help="round 0's image-level steps (single frames)")
-    parser.add_argument("--steps", type=int, default=300, help="round 0's steps on clips, after the pre-training")
-    parser.add_argument("--retrain-steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=400, help="round 0's steps on clips, after the pre-training")
+    parser.add_argument("--retrain-steps", type=int, default=150)
+    parser.add_argument("--image-fraction", type=float, default=0.5,
+                        help="share of the clip rounds' samples that are single frames of the pre-training set")
     parser.add_argument("--clip-frames", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--results", default=str(OUT), help="where the results files go")
@@ -173,10 +185,11 @@ def main() -> int:
         sets[name] = load_training_videos(folder)
 
     def settings(steps: int, checkpoint: str | None, *, clip_frames: int, max_objects: int = 3,
-                 prompts: PromptSettings | None = None) -> TrainSettings:  # fmt: skip
+                 prompts: PromptSettings | None = None, image_fraction: float = 0.0) -> TrainSettings:  # fmt: skip
         # float32 on every CPU: the same run everywhere (bfloat16 here trained no faster at 128 px)
         return TrainSettings(
             image_size=args.size, steps=steps, clip_frames=clip_frames, max_objects=max_objects, seed=0,
+            image_fraction=image_fraction, image_max_objects=6,
             checkpoint=checkpoint, precision="float32", prompts=prompts or PromptSettings(corrections_per_frame=2),
             optim=OptimSettings(lr=3e-4, encoder_lr=1.5e-4, grad_clip=1.0, warmup_steps=min(50, steps // 10)),
         )  # fmt: skip
@@ -184,8 +197,10 @@ def main() -> int:
     pretrain = train(settings(args.pretrain_steps, None, clip_frames=1, max_objects=6,
                               prompts=PromptSettings(corrections_per_frame=1)),
                      sets["pretrain"], work / "pretrain", plot=False)  # fmt: skip
-    round0 = train(settings(args.steps, str(pretrain.checkpoint), clip_frames=args.clip_frames), sets["train"],
-                   work / "round0", plot=False)  # fmt: skip
+    mixed = {"clip_frames": args.clip_frames, "image_fraction": args.image_fraction}
+    images = sets["pretrain"] if args.image_fraction > 0 else None
+    round0 = train(settings(args.steps, str(pretrain.checkpoint), **mixed), sets["train"], work / "round0",
+                   images=images, plot=False)  # fmt: skip
     model0 = build_sam2("sam2.1_hiera_t", checkpoint=round0.checkpoint, image_size=args.size)
 
     db = work / "loop.db"
@@ -194,8 +209,8 @@ def main() -> int:
     with Store(f"sqlite:///{db}") as store:
         results["annotation_A_round0"] = annotate(store, "A-round0", sets["A"], model0, (1, 2, 3), accept_phase=3)
         annotated = videos_from_project(store, results["annotation_A_round0"]["project_id"])
-        round1 = train(settings(args.retrain_steps, str(round0.checkpoint), clip_frames=args.clip_frames),
-                       [*sets["train"], *annotated], work / "round1", plot=False)  # fmt: skip
+        round1 = train(settings(args.retrain_steps, str(round0.checkpoint), **mixed), [*sets["train"], *annotated],
+                       work / "round1", images=images, plot=False)  # fmt: skip
         model1 = build_sam2("sam2.1_hiera_t", checkpoint=round1.checkpoint, image_size=args.size)
         results["phase3_C"] = {
             "round0": annotate(store, "C-round0", sets["C"], model0, (3,)),
@@ -203,9 +218,17 @@ def main() -> int:
         }
     results["semi_supervised_C"] = {"round0": semi_supervised(sets["C"], model0),
                                     "round1": semi_supervised(sets["C"], model1)}  # fmt: skip
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from common import cpu_model
+    from prompt_use import measure
+
+    checkpoints = {"random init": "random", "image level": str(pretrain.checkpoint),
+                   "round 0": str(round0.checkpoint), "round 1": str(round1.checkpoint)}  # fmt: skip
+    results["prompt_use_C"] = {name: asdict(measure(path, sets["C"], model_name="sam2.1_hiera_t", image_size=args.size))
+                               for name, path in checkpoints.items()}  # fmt: skip
     histories = {
         "round 0, image level (single frames, 3-6 objects)": json.loads(pretrain.metrics.read_text())["history"],
-        "round 0, clips (synthetic training set)": json.loads(round0.metrics.read_text())["history"],
+        "round 0, clips of the training set + single frames": json.loads(round0.metrics.read_text())["history"],
         "round 1 (+ set A annotated with the round-0 model)": json.loads(round1.metrics.read_text())["history"],
     }
     results["training"] = {
@@ -216,9 +239,6 @@ def main() -> int:
         "round1": {"steps": round1.steps, "seconds": round1.seconds, "first_loss": round1.first_loss,
                    "last_loss": round1.last_loss, "videos": len(sets["train"]) + len(annotated)},
     }  # fmt: skip
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from common import cpu_model
-
     results["machine"] = {"cpu": cpu_model(), "threads": args.threads,
                           "torch": torch.__version__, "seconds": time.perf_counter() - began}  # fmt: skip
     out = Path(args.results)
@@ -244,7 +264,8 @@ def render(r: dict) -> str:
         f"Training from random weights: round 0 {t['pretrain']['steps']} image-level steps (single frames, 3-6 objects) "
         f"on {t['pretrain']['videos']} videos ({t['pretrain']['seconds'] / 60:.1f} min, loss "
         f"{t['pretrain']['first_loss']:.3g} -> {t['pretrain']['last_loss']:.3g}), then {t['round0']['steps']} steps "
-        f"on clips of {t['round0']['videos']} videos "
+        f"on clips of {t['round0']['videos']} videos, {r['settings']['image_fraction']:.0%} of them single frames of the "
+        f"pre-training set instead "
         f"({t['round0']['seconds'] / 60:.1f} min, loss {t['round0']['first_loss']:.3g} -> {t['round0']['last_loss']:.3g}); "
         f"round 1 {t['round1']['steps']} more steps on {t['round1']['videos']} videos "
         f"({t['round1']['seconds'] / 60:.1f} min, loss {t['round1']['first_loss']:.3g} -> {t['round1']['last_loss']:.3g}).",
@@ -255,25 +276,34 @@ def render(r: dict) -> str:
         a["effort_text"],
         "```",
         "",
-        "| phase | J&F of the saved masks |",
-        "| --- | --- |",
-        *(f"| {p} | {v:.3f} |" for p, v in a["jf"].items()),
+        "| phase | J&F of the saved masks | IoU after the clicks | strokes per edited frame |",
+        "| --- | --- | --- | --- |",
+        *(f"| {p} | {v:.3f} | {a['iou_after_clicks'][p]:.3f} | {a['strokes_per_worked_frame'][p]:.2f} |"
+          for p, v in a["jf"].items()),
         "",
         "## Held-out set C, Phase 3: round-0 model against round-1 (retrained on set A's accepted masklets)",
         "",
-        "| model | time per frame (s) | edited frames | clicks per clicked frame | J&F |",
-        "| --- | --- | --- | --- | --- |",
+        "| model | time per frame (s) | edited frames | clicks per clicked frame | IoU after the clicks "
+        "| strokes per edited frame | J&F |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, x in (("round 0", c0), ("round 1", c1)):
         p = p3(x)
         cpf = "-" if p["clicks_per_clicked_frame"] is None else f"{p['clicks_per_clicked_frame']:.2f}"
-        lines.append(f"| {name} | {p['time_per_frame_s']:.2f} | {p['edited_share']:.0%} | {cpf} | {x['jf'][3]:.3f} |")
+        lines.append(f"| {name} | {p['time_per_frame_s']:.2f} | {p['edited_share']:.0%} | {cpf} "
+                     f"| {x['iou_after_clicks'][3]:.3f} | {x['strokes_per_worked_frame'][3]:.2f} | {x['jf'][3]:.3f} |")
     lines += ["", "## Semi-supervised J&F on set C (first-frame prompt, then propagation)", "",
               "| model | " + " | ".join(r["semi_supervised_C"]["round0"]) + " |",
               "| --- |" + " --- |" * len(r["semi_supervised_C"]["round0"])]  # fmt: skip
     for name in ("round0", "round1"):
         row = r["semi_supervised_C"][name]
         lines.append(f"| {name.replace('round', 'round ')} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
+    lines += ["", "## Prompt use on set C (benchmarks/prompt_use.py: a box and a click on every object of two frames a video)",
+              "", "| checkpoint | box IoU | click IoU (kept) | click IoU (best of 3) | two objects' box masks overlap |",
+              "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for name, u in r["prompt_use_C"].items():
+        lines.append(f"| {name} | {u['box_iou']:.3f} | {u['click_kept_iou']:.3f} | {u['click_best_of_three_iou']:.3f} "
+                     f"| {u['box_masks_overlap']:.3f} |")  # fmt: skip
     m = r["machine"]
     lines += ["", f"Machine: {m['cpu']}, {m['threads']} threads, torch {m['torch']}; the whole run {m['seconds'] / 60:.1f} min."]
     return "\n".join(lines) + "\n"

@@ -268,10 +268,11 @@ def write_loss_curve(history: Sequence[dict[str, float]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [h["step"] for h in history]
+    kept = [h for h in history if h["total"] > 0]  # steps with a loss (see `window_loss`): log axis
+    steps = [h["step"] for h in kept]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     for key, style in (("total", "-"), ("mask", "--"), ("dice", "--"), ("iou", ":"), ("object_score", ":")):
-        ax.plot(steps, [h[key] for h in history], style, label=key if key != "mask" else "mask (focal)")
+        ax.plot(steps, [h[key] for h in kept], style, label=key if key != "mask" else "mask (focal)")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_yscale("log")
