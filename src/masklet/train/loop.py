@@ -398,4 +398,13 @@ def train(
         )  # fmt: skip
 
 
-__all__ = ["TrainResult", "TrainSettings", "TrainingData", "is_image_sample", "loss_window", "train", "window_loss", "write_loss_curve"]
+__all__ = [
+    "TrainResult",
+    "TrainSettings",
+    "TrainingData",
+    "is_image_sample",
+    "loss_window",
+    "train",
+    "window_loss",
+    "write_loss_curve",
+]
