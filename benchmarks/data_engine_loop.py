@@ -120,13 +120,15 @@ def semi_supervised(videos, model) -> dict[str, float]:
 def write_loss_plot(histories: dict[str, list[dict]], path: Path) -> None:
     import matplotlib
 
+    from masklet.train.loop import steps_with_loss
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     offset = 0
     for label, history in histories.items():
-        kept = [h for h in history if h["total"] > 0]  # a step whose frames all took mask prompts has no loss
+        kept = steps_with_loss(history)
         ax.plot([offset + h["step"] for h in kept], [h["total"] for h in kept], label=label, alpha=0.85)
         offset += history[-1]["step"]
     ax.set_yscale("log")

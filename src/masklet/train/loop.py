@@ -245,9 +245,15 @@ def _resumable_settings(settings: TrainSettings) -> dict[str, Any]:
     return d
 
 
+def steps_with_loss(history: Sequence[dict[str, float]]) -> list[dict[str, float]]:
+    """The history's steps that had a loss to learn from: a step whose every frame took a mask
+    prompt as its output has none (total 0)."""
+    return [h for h in history if h["total"] > 0]
+
+
 def loss_window(history: Sequence[dict[str, float]], steps: int = 10) -> int:
     """How many steps `window_loss` averages: `steps`, or half the steps with a loss if fewer."""
-    return max(1, min(steps, sum(1 for h in history if h["total"] > 0) // 2))
+    return max(1, min(steps, len(steps_with_loss(history)) // 2))
 
 
 def window_loss(history: Sequence[dict[str, float]], *, last: bool, steps: int = 10) -> float:
@@ -255,7 +261,7 @@ def window_loss(history: Sequence[dict[str, float]], *, last: bool, steps: int =
 
     One step's loss swings with its clip, and a step whose every frame took a mask prompt as
     its output has none (0): the last step alone can report a run as "loss 9.1 -> 0"."""
-    losses = [h["total"] for h in history if h["total"] > 0]
+    losses = [h["total"] for h in steps_with_loss(history)]
     k = loss_window(history, steps)
     window = losses[-k:] if last else losses[:k]
     return float(sum(window) / len(window)) if window else float("nan")
@@ -268,7 +274,7 @@ def write_loss_curve(history: Sequence[dict[str, float]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kept = [h for h in history if h["total"] > 0]  # steps with a loss (see `window_loss`): log axis
+    kept = steps_with_loss(history)  # a zero has no place on the log axis
     steps = [h["step"] for h in kept]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     for key, style in (("total", "-"), ("mask", "--"), ("dice", "--"), ("iou", ":"), ("object_score", ":")):
@@ -404,6 +410,7 @@ __all__ = [
     "TrainingData",
     "is_image_sample",
     "loss_window",
+    "steps_with_loss",
     "train",
     "window_loss",
     "write_loss_curve",
