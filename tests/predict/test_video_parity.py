@@ -11,15 +11,18 @@ by call on one TrackingSession and every returned frame is compared (issue 3):
 - the mean and spread of each object's logits within 1e-3;
 - object presence (the -1024 constant of an absent object) identical;
 - where two objects are present on a frame, the difference between their logits matches the
-  official one (correlation >= 0.99, mean abs error <= 5e-4): their logits differ by only
+  official one (correlation >= 0.99, mean abs error <= 1e-3): their logits differ by only
   0.02-0.15 on average, so a swap of their memories could hide inside a looser bound;
 - the object score behind each output within 1e-4 (a presence flip starts there).
 
+Past the bank's chain of 32 frames takes looser logit bounds (``BOUNDS_OF``, measured below).
 These bounds are what README.md ("How we know it is SAM 2") states. Worst measured (torch 2.13,
 two threads): full size, masks 99.9990 %, logits 4.1e-4, mean error 1.4e-4, difference 4.4e-5;
 past the bank (256 px, 32 frames, the reverse pass), masks 99.991 %, logits 1.02e-3, mean error
-3.8e-4, difference 4.0e-4, object scores 7.5e-5. A memory taken from the wrong frame or object
-moves logits by 0.02-0.15.
+3.8e-4, difference 4.0e-4, object scores 7.5e-5 (on an AMD EPYC: logits 2.11e-3, mean 1.11e-3,
+difference 1.15e-3, object scores 8.3e-5). A spatial memory taken from the wrong frame or object
+moves logits by 0.02-0.15; a pointer from the wrong frame by ~3e-3 over many pixels (see BOUNDS_OF)
+and object scores by over 1e-4.
 
 The native session makes corrections conditioning frames: it is compared with the recorded run
 under ``add_all_frames_to_correct_as_cond=true``. The official-default runs go through compat,
@@ -34,6 +37,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -55,6 +59,28 @@ MASK_AGREEMENT, LOGIT_ATOL, LOGIT_MAE, MEAN_ATOL, SCORE_ATOL = 0.9998, 2e-3, 2e-
 # by the reference difference itself, 0.08 or more in these sessions
 DIFF_CORR, DIFF_MAE = 0.99, 1e-3
 LOGIT_CLOSE = 0.999
+
+
+@dataclass(frozen=True)
+class NoiseBounds:
+    """The float-noise bounds that depend on how long a session's memory chain is."""
+
+    logit_atol: float = LOGIT_ATOL  # LOGIT_CLOSE of the stored logits within this
+    mean_atol: float = MEAN_ATOL  # each object's mean and spread of the logits
+    diff_mae: float = DIFF_MAE  # two present objects' logit difference, mean abs error
+
+
+# Past the bank's frames 26-31 sit at the end of a chain of bf16-stored memories, where a rounding
+# flip of one memory value shifts a frame's logits by ~1e-3 as a whole. Measured there (two threads,
+# the worst frame): masklet on an AMD EPYC against the fixture (recorded on an Intel CPU) 2.11e-3
+# (logits), 1.11e-3 (mean), 1.15e-3 (two objects' difference); the official code on that AMD CPU
+# against its own Intel run 1.13e-3, 5.3e-4, 6.2e-4; masklet against the official code on the same
+# AMD CPU 2.90e-3, 1.51e-3, 1.67e-3. Swapped memories would move the difference by 0.138. The weakest
+# defects measured there move many logits by more: a spilled frame handing out its neighbour's
+# object pointer leaves 63 % of a frame's logits within 3e-3, a pointer window of 15 instead of 16
+# leaves 6 %, pointer distances normalised by 16 instead of 15 58 %.
+SHORT_CHAIN = NoiseBounds()
+BOUNDS_OF = {"video_past_the_bank_official.npz": NoiseBounds(logit_atol=3e-3, mean_atol=2e-3, diff_mae=2e-3)}
 NO_OBJ_SCORE = -1024.0
 
 # The native session's own semantics (corrections stick), scenarios a, d, f of issue 3, at full
@@ -165,19 +191,27 @@ def _replay(session, call: dict, ref_frames: list[int]):
         raise AssertionError(f"unknown call {kind!r}")
 
 
-def compare_call(z, prefix: str, stride: int, outputs, session) -> None:
+def compare_call(z, prefix: str, stride: int, outputs, session, *, bounds: NoiseBounds = SHORT_CHAIN) -> None:
     """Compare every (frame, obj_ids, logits (N, H, W)) a replayed call gave with the official call's."""
     ref_frames = z[f"{prefix}.frames"].tolist()
     seen = 0
     for i, (frame, obj_ids, logits) in enumerate(outputs):
         assert i < len(ref_frames), f"{prefix}: more frames than the official call returned"
-        _compare_frame(z, prefix, i, stride, session, frame, list(obj_ids), logits)
+        _compare_frame(z, prefix, i, stride, session, frame, list(obj_ids), logits, bounds)
         seen += 1
     assert seen == len(ref_frames), f"{prefix}: {seen} frames, official {len(ref_frames)}"
 
 
 def _compare_frame(
-    z, prefix: str, i: int, stride: int, session, frame: int, obj_ids: list[int], logits: torch.Tensor
+    z,
+    prefix: str,
+    i: int,
+    stride: int,
+    session,
+    frame: int,
+    obj_ids: list[int],
+    logits: torch.Tensor,
+    bounds: NoiseBounds,
 ) -> None:
     ref_ids = z[f"{prefix}.obj_ids"].tolist()
     assert frame == int(z[f"{prefix}.frames"][i]), f"{prefix}: frame order"
@@ -196,25 +230,24 @@ def _compare_frame(
     sub = ours[:, ::stride, ::stride]
     ref_sub = z[f"{prefix}.logits_sub"][i]
     # hole filling turns a low-res logit within float noise of 0 into a jump of ~0.03 at a few
-    # upsampled pixels (up to ~1.9 seen): nearly all logits within LOGIT_ATOL
-    close = (np.abs(sub - ref_sub) <= LOGIT_ATOL).mean(axis=(1, 2))
-    assert (close >= LOGIT_CLOSE).all(), f"{where}: logits within {LOGIT_ATOL}: {close}"
+    # upsampled pixels (up to ~1.9 seen): nearly all logits within bounds.logit_atol
+    close = (np.abs(sub - ref_sub) <= bounds.logit_atol).mean(axis=(1, 2))
+    assert (close >= LOGIT_CLOSE).all(), f"{where}: logits within {bounds.logit_atol}: {close}"
 
     mae = np.abs(sub - ref_sub).mean(axis=(1, 2))
     assert (mae <= LOGIT_MAE).all(), f"{where}: mean abs logit error per object {mae}"
+    mean, std, atol = z[f"{prefix}.mean"][i], z[f"{prefix}.std"][i], bounds.mean_atol
     np.testing.assert_allclose(
-        ours.mean(axis=(1, 2)), z[f"{prefix}.mean"][i], atol=MEAN_ATOL, rtol=0, err_msg=f"{where}: mean logit"
+        ours.mean(axis=(1, 2)), mean, atol=atol, rtol=0, err_msg=f"{where}: mean logit"
     )
-    np.testing.assert_allclose(
-        ours.std(axis=(1, 2)), z[f"{prefix}.std"][i], atol=MEAN_ATOL, rtol=0, err_msg=f"{where}: logit std"
-    )
+    np.testing.assert_allclose(ours.std(axis=(1, 2)), std, atol=atol, rtol=0, err_msg=f"{where}: logit std")
 
     present = np.flatnonzero(~absent)
     for a, b in itertools.pairwise(present):  # neighbouring present objects: their difference
         diff, ref_diff = sub[b] - sub[a], ref_sub[b] - ref_sub[a]
         corr = np.corrcoef(diff.ravel(), ref_diff.ravel())[0, 1]
         mae = np.abs(diff - ref_diff).mean()
-        assert corr >= DIFF_CORR and mae <= DIFF_MAE, (
+        assert corr >= DIFF_CORR and mae <= bounds.diff_mae, (
             f"{where}: objects {obj_ids[a]} - {obj_ids[b]}: correlation {corr:.4f}, mean abs error {mae:.2e} "
             f"(reference mean |difference| {np.abs(ref_diff).mean():.3f})"
         )
@@ -274,9 +307,8 @@ def test_past_the_bank_matches_official(small_model, manifest, data_dir):
         assert session.num_frames == 32
         stride = manifest["clips"][fixture["clip"]]["logits_stride"]
         for k, call in enumerate(fixture["calls"]):
-            compare_call(
-                z, f"call{k}", stride, _replay(session, call, z[f"call{k}.frames"].tolist()), session
-            )
+            outputs = _replay(session, call, z[f"call{k}.frames"].tolist())
+            compare_call(z, f"call{k}", stride, outputs, session, bounds=BOUNDS_OF[fname])
         assert session.memory_usage().spilled > 2 * 2 * 16  # two objects' memories and pointers
 
 
