@@ -109,7 +109,7 @@ def test_compat_matches_official(predictors, manifest, data_dir, fname):
     assert fixture["semantics"] == "official"
     clip = manifest["clips"][fixture["clip"]]
     pred = predictors(fixture)
-    z = np.load(data_dir / "parity" / fname)
+    z, bounds = np.load(data_dir / "parity" / fname), checks.bounds_for(fname)
     state = pred.init_state(str(checks.clip_dir(data_dir, manifest, fixture["clip"])))
     try:
         assert (state["num_frames"], state["video_height"], state["video_width"]) == (32, 180, 320)
@@ -117,8 +117,7 @@ def test_compat_matches_official(predictors, manifest, data_dir, fname):
             for k, call in enumerate(fixture["calls"]):
                 outputs = _official_call(pred, state, call)
                 checks.compare_call(
-                    z, f"call{k}", clip["logits_stride"], outputs, state.session,
-                    bounds=checks.BOUNDS_OF.get(fname, checks.SHORT_CHAIN),
-                )  # fmt: skip
+                    z, f"call{k}", clip["logits_stride"], outputs, state.session, bounds=bounds
+                )
     finally:
         state.close()
